@@ -1,0 +1,17 @@
+//! Tocsin's domain: types and pure logic with no I/O and no async.
+//!
+//! Everything that decides something about an incident (which status may follow
+//! which, what priority an impact and urgency give, whether a custom field value
+//! fits its schema) lives here, so the API, the UI, the CLI and the docs read
+//! one source of truth.
+
+pub mod auth;
+pub mod change;
+pub mod fields;
+pub mod incident;
+pub mod invalid;
+pub mod model;
+pub mod settings;
+pub mod time;
+
+pub use invalid::Invalid;
