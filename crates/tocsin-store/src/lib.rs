@@ -1,1 +1,205 @@
+//! The Store boundary: one API over embedded SQLite (the default) and PostgreSQL.
+//!
+//! Queries are written once against `sqlx::Any` with `$n` parameters, which both
+//! back ends accept; the few places where the dialects differ (full-text search,
+//! row locks, migrations) ask [`Backend`]. Every change appends its event to the
+//! one log in the same transaction.
 
+mod directory;
+mod error;
+mod events;
+mod incidents;
+mod migrate;
+mod notes;
+mod secrets;
+mod tx;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use directory::{Named, NewUser, UserChanges};
+pub use error::StoreError;
+pub use events::Actor;
+pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
+pub use notes::{NewAttachment, NewNote};
+pub use secrets::{AuthPrincipal, NewSecret};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in WAL mode.
+    Sqlite,
+    /// PostgreSQL, shared by several nodes.
+    Postgres,
+}
+
+/// How SQLite syncs to disk. `Full` survives power loss; `Normal` survives a
+/// process crash (kill -9) but may lose the last transactions on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    /// fsync on every commit.
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints only.
+    Normal,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Largest pool of connections.
+    pub max_connections: u32,
+    /// SQLite synchronous mode.
+    pub sqlite_sync: SqliteSync,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            sqlite_sync: SqliteSync::Full,
+        }
+    }
+}
+
+/// The storage boundary. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    // SQLite allows one writer; taking this before BEGIN means writers queue here
+    // instead of failing with SQLITE_BUSY on a read-to-write upgrade.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`); does not migrate.
+    pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://…",
+                redact(url)
+            )));
+        };
+        let connect = AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("bad database URL: {e}")))?;
+        let sync = match opts.sqlite_sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                        );
+                        conn.execute(sqlx::raw_sql(&pragmas)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rows per table, for operations and for tests that check nothing was written.
+    pub async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for table in [
+            "users",
+            "teams",
+            "team_members",
+            "services",
+            "api_tokens",
+            "integration_keys",
+            "incidents",
+            "incident_services",
+            "incident_labels",
+            "notes",
+            "attachments",
+            "events",
+            "incident_search",
+            "counters",
+        ] {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await?;
+            out.push((table.to_string(), n));
+        }
+        // A counter bumped by a failed request would show as a gap in numbers.
+        let v: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'incident'")
+            .fetch_one(&self.pool)
+            .await?;
+        out.push(("counters.incident".into(), v));
+        Ok(out)
+    }
+
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// Hides the password in a database URL for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,63 @@
+use tocsin_core::change::ConfirmRefused;
+use tocsin_core::incident::TransitionRefused;
+use tocsin_core::Invalid;
+
+/// Everything the store can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `incident INC-4`.
+        what: String,
+    },
+    /// Input failed validation.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A lifecycle move the table does not allow.
+    #[error(transparent)]
+    Transition(#[from] TransitionRefused),
+    /// A closure confirmation that cannot be made.
+    #[error(transparent)]
+    Confirm(#[from] ConfirmRefused),
+    /// The change conflicts with what is stored (a unique name, a reference).
+    #[error("{message}")]
+    Conflict {
+        /// The field in conflict.
+        field: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The store is misconfigured.
+    #[error("{0}")]
+    Config(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        StoreError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn conflict(field: &str, message: impl Into<String>) -> Self {
+        StoreError::Conflict {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns a unique-constraint violation into a conflict on `field`.
+pub(crate) fn unique(
+    field: &'static str,
+    what: &'static str,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::conflict(field, format!("{what} is already taken"))
+        }
+        _ => StoreError::Database(e),
+    }
+}

@@ -1,0 +1,103 @@
+//! Forward-only migrations, one list per back end, applied in order and recorded
+//! with their version so old and new nodes can tell what schema they share.
+
+use sqlx::Executor;
+
+use crate::{Backend, Store, StoreError};
+
+const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[(i64, &str)] = &[(
+    1,
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+// Any constant works; it only has to be the same on every node.
+const PG_MIGRATION_LOCK: i64 = 0x746f6373696e;
+
+impl Store {
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version(&self) -> i64 {
+        self.migrations().last().map(|m| m.0).unwrap_or(0)
+    }
+
+    fn migrations(&self) -> &'static [(i64, &'static str)] {
+        match self.backend {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        }
+    }
+
+    /// The schema version the database is at (0: empty).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let exists: i64 = match self.backend {
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            ),
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+            ),
+        }
+        .fetch_one(&self.pool)
+        .await?;
+        if exists == 0 {
+            return Ok(0);
+        }
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Applies every migration not yet applied; returns the versions applied.
+    pub async fn migrate(&self, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.migrate_locked(&mut conn, now_ms).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let current = self.schema_version().await?;
+        if current > self.latest_schema_version() {
+            return Err(StoreError::Config(format!(
+                "the database schema is at version {current}, newer than this build knows ({}); upgrade tocsin",
+                self.latest_schema_version()
+            )));
+        }
+        let mut applied = Vec::new();
+        for (version, sql) in self.migrations().iter().filter(|(v, _)| *v > current) {
+            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+            tx.execute(sqlx::raw_sql(sql)).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, "applied migration");
+            applied.push(*version);
+        }
+        Ok(applied)
+    }
+}
