@@ -1,1 +1,56 @@
+//! Tocsin's HTTP edges: the REST API under /api/v1 with its OpenAPI document,
+//! health, readiness and metrics.
 
+mod api;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+mod ops;
+pub mod password;
+pub mod state;
+
+use std::future::Future;
+
+use axum::http::Uri;
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+pub use state::{AppState, Limits};
+
+fn all_routes() -> OpenApiRouter<AppState> {
+    api::routes().merge(ops::routes())
+}
+
+/// The OpenAPI document of every route the server has.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    all_routes().split_for_parts().1
+}
+
+/// The application: every route, metrics, and a JSON 404 for the rest.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = all_routes().split_for_parts();
+    routes
+        .fallback(no_route)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_string())
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

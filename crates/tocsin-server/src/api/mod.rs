@@ -1,0 +1,117 @@
+//! The REST API under /api/v1, its OpenAPI document built from the same routes.
+
+mod access;
+mod directory;
+mod incidents;
+mod records;
+
+use tocsin_core::time::Timestamp;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Every failure's body: `{"error": {"code", "message", "field"}}`.
+pub(crate) type ErrorResponse = ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tocsin API", description = "Incident management: incidents, services, users, teams and tokens. \
+        Authenticate with `Authorization: Bearer <token>`; each operation's security names the least role it needs \
+        (viewer < responder < admin)."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "incidents", description = "Declare and run incidents"),
+        (name = "notes", description = "Notes, decisions and approvals"),
+        (name = "attachments", description = "Files on incidents"),
+        (name = "services", description = "Services and their integration keys"),
+        (name = "users", description = "Users"),
+        (name = "teams", description = "Teams"),
+        (name = "tokens", description = "API tokens"),
+        (name = "settings", description = "Instance settings and audit log"),
+        (name = "operations", description = "Health, readiness, metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
+                "An API token (`tcs_…`). The scopes listed on an operation are the roles allowed to call it; \
+                 a higher role includes the lower ones.",
+            )).build()),
+        );
+    }
+}
+
+/// All API routes with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(incidents::routes())
+        .merge(records::routes())
+        .merge(directory::routes())
+        .merge(access::routes())
+}
+
+/// Parses a numeric id from a path segment.
+pub(crate) fn path_id(field: &str, s: &str) -> Result<i64, ApiError> {
+    match s.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ApiError::Invalid {
+            field: field.into(),
+            message: format!("`{s}` is not an id"),
+        }),
+    }
+}
+
+/// Parses an optional integer query parameter.
+pub(crate) fn opt_i64(field: &str, s: Option<&str>) -> Result<Option<i64>, ApiError> {
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| ApiError::Invalid {
+                field: field.into(),
+                message: format!("`{s}` is not an integer"),
+            })
+        })
+        .transpose()
+}
+
+/// Parses an optional RFC 3339 time query parameter.
+pub(crate) fn opt_time(field: &str, s: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::Invalid {
+                    field: field.into(),
+                    message: format!("`{s}` is not an RFC 3339 time"),
+                })
+        })
+        .transpose()
+}
+
+/// Parses a comma-separated list, each item by `parse`.
+pub(crate) fn list_of<T>(
+    field: &str,
+    s: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, &'static str>,
+) -> Result<Vec<T>, ApiError> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            parse(v).map_err(|what| ApiError::Invalid {
+                field: field.into(),
+                message: format!("`{v}` is not {what}"),
+            })
+        })
+        .collect()
+}

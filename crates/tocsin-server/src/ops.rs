@@ -1,0 +1,96 @@
+//! Health, readiness, metrics and the OpenAPI document: public, unauthenticated.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// Liveness and readiness answers.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`, or what is wrong.
+    status: String,
+}
+
+/// Liveness: the process answers HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the database answers and its schema is current.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+            }),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "database unreachable".into(),
+                }),
+            )
+        }
+    }
+}
+
+/// Prometheus metrics in text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.metrics.render(&mut out);
+    out.push_str("# HELP tocsin_incidents Incidents by status.\n# TYPE tocsin_incidents gauge\n");
+    match state.store.incident_counts().await {
+        Ok(counts) => {
+            for (status, n) in counts {
+                let _ = writeln!(out, "tocsin_incidents{{status=\"{status}\"}} {n}");
+            }
+            out.push_str("# HELP tocsin_up Whether the database answered this scrape.\n# TYPE tocsin_up gauge\ntocsin_up 1\n");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count incidents");
+            out.push_str("# HELP tocsin_up Whether the database answered this scrape.\n# TYPE tocsin_up gauge\ntocsin_up 0\n");
+        }
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+}
+
+/// This document: the OpenAPI 3.1 description of every route.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| crate::openapi().to_json().unwrap_or_default());
+    ([(CONTENT_TYPE, "application/json")], doc.clone())
+}

@@ -1,0 +1,207 @@
+//! Server configuration: defaults, then the TOML file, then TOCSIN_* variables
+//! and flags (clap reads both; a flag wins over its variable).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use tocsin_core::settings::IncidentSettings;
+use tocsin_store::SqliteSync;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `serve` and `migrate`; every one also reads a TOCSIN_* variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TOCSIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TOCSIN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database [default: ./tocsin-data].
+    #[arg(long, env = "TOCSIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: postgres://… for PostgreSQL [default: SQLite in the data directory].
+    #[arg(long, env = "TOCSIN_DATABASE")]
+    pub database: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "TOCSIN_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `tocsin=debug` [default: info].
+    #[arg(long, env = "TOCSIN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Largest JSON request body in bytes [default: 1048576].
+    #[arg(long, env = "TOCSIN_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest attachment in bytes [default: 10485760].
+    #[arg(long, env = "TOCSIN_MAX_ATTACHMENT_BYTES")]
+    pub max_attachment_bytes: Option<usize>,
+    /// SQLite sync: `full` survives power loss, `normal` only a crash [default: full].
+    #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_parser = parse_sync)]
+    pub sqlite_synchronous: Option<SqliteSync>,
+    /// Email of the first admin, created on first start [default: admin@localhost].
+    #[arg(long, env = "TOCSIN_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+}
+
+fn parse_sync(s: &str) -> Result<SqliteSync, String> {
+    match s {
+        "full" => Ok(SqliteSync::Full),
+        "normal" => Ok(SqliteSync::Normal),
+        _ => Err("expected `full` or `normal`".into()),
+    }
+}
+
+/// The configuration file; the same keys as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_attachment_bytes: Option<usize>,
+    sqlite_synchronous: Option<SqliteSync>,
+    admin_email: Option<String>,
+    #[serde(default)]
+    incident: IncidentSettings,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (SQLite lives here).
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// JSON body limit.
+    pub max_body_bytes: usize,
+    /// Attachment limit.
+    pub max_attachment_bytes: usize,
+    /// SQLite sync mode.
+    pub sqlite_synchronous: SqliteSync,
+    /// First admin's email.
+    pub admin_email: String,
+    /// Incident settings.
+    pub incident: IncidentSettings,
+}
+
+impl Config {
+    /// Resolves flags and variables over the file over the defaults.
+    pub fn load(args: &ServerArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("tocsin-data"));
+        let database = match args.database.clone().or(file.database) {
+            Some(url) => url,
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("tocsin.db").display()),
+        };
+        let config = Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("default address")),
+            data_dir,
+            database,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(1024 * 1024),
+            max_attachment_bytes: args
+                .max_attachment_bytes
+                .or(file.max_attachment_bytes)
+                .unwrap_or(10 * 1024 * 1024),
+            sqlite_synchronous: args
+                .sqlite_synchronous
+                .or(file.sqlite_synchronous)
+                .unwrap_or_default(),
+            admin_email: args
+                .admin_email
+                .clone()
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@localhost".into()),
+            incident: file.incident,
+        };
+        if config.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        config
+            .incident
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}: {}", e.field, e.message))?;
+        Ok(config)
+    }
+
+    /// Whether the database is the embedded SQLite one.
+    pub fn is_sqlite(&self) -> bool {
+        self.database.starts_with("sqlite:")
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("tocsin-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tocsin.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\n[incident]\ntypes = [{ name = \"app\" }]\n").unwrap();
+        let args = ServerArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:9999".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.incident.types.len(), 1);
+        assert!(c.database.starts_with("sqlite://tocsin-data/"));
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let err = Config::load(&ServerArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+    }
+}

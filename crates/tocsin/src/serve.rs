@@ -1,0 +1,120 @@
+//! `tocsin serve` and `tocsin migrate`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tocsin_core::auth::Role;
+use tocsin_core::model::EmailAddress;
+use tocsin_core::time::{to_millis, Clock, SystemClock};
+use tocsin_server::{AppState, Limits};
+use tocsin_store::{redact, NewUser, Store, StoreOptions};
+
+use crate::config::{Config, LogFormat};
+
+/// Sets up logging once.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<Store> {
+    if config.is_sqlite() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+    }
+    let opts = StoreOptions {
+        sqlite_sync: config.sqlite_synchronous,
+        ..Default::default()
+    };
+    let store = Store::connect(&config.database, &opts)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&config.database)))?;
+    let applied = store
+        .migrate(to_millis(clock.now()))
+        .await
+        .context("migration failed")?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "database migrated");
+    }
+    Ok(store)
+}
+
+/// `tocsin migrate`: applies migrations and exits.
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config, &SystemClock).await?;
+    println!("schema at version {}", store.schema_version().await?);
+    store.close().await;
+    Ok(())
+}
+
+/// `tocsin serve`: runs until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config, clock.as_ref()).await?;
+    bootstrap(&store, &config, clock.as_ref()).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let limits = Limits {
+        max_body_bytes: config.max_body_bytes,
+        max_attachment_bytes: config.max_attachment_bytes,
+    };
+    let state = AppState::new(store.clone(), config.incident.clone(), clock, limits);
+    tracing::info!(%addr, database = %redact(&config.database), "tocsin listening");
+    eprintln!("tocsin listening on http://{addr}");
+    tocsin_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bootstrap(store: &Store, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
+    let email = EmailAddress::parse("admin_email", &config.admin_email)
+        .map_err(|e| anyhow::anyhow!("admin_email: {}", e.message))?;
+    let admin = NewUser {
+        name: "Administrator".into(),
+        email,
+        role: Role::Admin,
+        time_zone: "UTC".into(),
+        password_hash: None,
+    };
+    if let Some((user, token)) = store.bootstrap(&admin, clock.now()).await? {
+        eprintln!(
+            "\nCreated the first admin user ({}) and an API token for it.\n\
+             The token is shown only this once; keep it somewhere safe:\n\n    TOCSIN_TOKEN={}\n",
+            user.email, token.secret
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
