@@ -63,18 +63,24 @@ async fn create_token(
             "only admins may create tokens for other users".into(),
         ));
     }
-    // A token never has more rights than the token that made it.
-    let role = r.role.unwrap_or(c.role());
-    if !c.role().allows(role) {
-        return Err(ApiError::Invalid {
-            field: "role".into(),
-            message: format!("cannot grant {role} with a {} token", c.role()),
-        });
-    }
+    // A token never has more rights than the token that made it, nor than its owner
+    // (the store checks the owner). Without a role, your own new token inherits the
+    // caller's role; another user's (admins only) inherits the owner's.
+    let role = match r.role {
+        Some(role) if !c.role().allows(role) => {
+            return Err(ApiError::Invalid {
+                field: "role".into(),
+                message: format!("cannot grant {role} with a {} token", c.role()),
+            });
+        }
+        Some(role) => Some(role),
+        None if owner == c.user_id() => Some(c.role()),
+        None => None,
+    };
     let name = required_text("name", &r.name, 200)?;
     let t = state
         .store
-        .create_token(owner, &name, Some(role), &c.actor(), state.now())
+        .create_token(owner, &name, role, &c.actor(), state.now())
         .await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
