@@ -131,14 +131,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let msg = inner.to_string();
-                // serde reports unknown and missing fields with the name in backticks.
-                let field = if path == "." || path.is_empty() {
-                    msg.split('`').nth(1).unwrap_or("body").to_string()
-                } else if msg.starts_with("unknown field") || msg.starts_with("missing field") {
-                    let name = msg.split('`').nth(1).unwrap_or("");
-                    format!("{path}.{name}")
-                } else {
-                    path
+                // The path already ends in an unknown field's name; a missing
+                // field is named only in the message, in backticks.
+                let top = path == "." || path.is_empty();
+                let named = msg.split('`').nth(1).unwrap_or("body");
+                let field = match (msg.starts_with("missing field"), top) {
+                    (true, true) => named.to_string(),
+                    (true, false) => format!("{path}.{named}"),
+                    (false, true) => "body".to_string(),
+                    (false, false) => path,
                 };
                 ApiError::Invalid {
                     field,

@@ -3,3 +3,7 @@
 mod support;
 
 mod lifecycle;
+mod openapi;
+mod roles;
+mod bad_input;
+mod records;
