@@ -1,5 +1,8 @@
 //! API integration tests over real HTTP, each run on SQLite and on PostgreSQL.
 
+// Test tables are tuples written inline; naming each shape would hide the table.
+#![allow(clippy::type_complexity)]
+
 mod support;
 
 mod lifecycle;

@@ -123,7 +123,6 @@ pub struct TestApp {
     pub admin_id: i64,
     pub store: Store,
     pub clock: FakeClock,
-    pub db: Db,
     _cleanup: Cleanup,
 }
 
@@ -219,7 +218,6 @@ pub async fn spawn_app_with(db: Db, settings: IncidentSettings, limits: Limits) 
         admin_id: user.id,
         store,
         clock,
-        db,
         _cleanup: cleanup,
     })
 }
