@@ -195,11 +195,15 @@ impl Store {
         let now_ms = to_millis(now);
         // Recorded to the minute, so reads do not turn into a write per request.
         if last_used.is_none_or(|l| now_ms - l >= LAST_USED_RESOLUTION_MS) {
+            // Through the write queue like every write: on SQLite a write outside it
+            // could invalidate a queued writer's snapshot (SQLITE_BUSY_SNAPSHOT).
+            let mut w = self.write().await?;
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now_ms)
                 .bind(token_id)
-                .execute(&self.pool)
+                .execute(&mut *w.tx)
                 .await?;
+            w.commit().await?;
         }
         let user = self.user(row.try_get("user_id")?).await?;
         let role = Role::parse(&row.try_get::<String, _>("token_role")?).unwrap_or(Role::Viewer);

@@ -9,4 +9,5 @@ mod lifecycle;
 mod openapi;
 mod roles;
 mod bad_input;
+mod ops;
 mod records;
