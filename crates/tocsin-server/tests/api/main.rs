@@ -9,5 +9,6 @@ mod lifecycle;
 mod openapi;
 mod roles;
 mod bad_input;
+mod concurrency;
 mod ops;
 mod records;
