@@ -1,0 +1,7 @@
+//! Tests that run the real `tocsin` binary as a process: durability across
+//! kill -9, graceful shutdown, the CLI, and PostgreSQL.
+
+mod cli;
+mod durability;
+mod postgres;
+mod server;
