@@ -11,4 +11,5 @@ mod roles;
 mod bad_input;
 mod concurrency;
 mod ops;
+mod paging;
 mod records;
