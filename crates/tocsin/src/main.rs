@@ -20,6 +20,8 @@ enum Command {
     Serve(config::ServerArgs),
     /// Apply database migrations and exit.
     Migrate(config::ServerArgs),
+    /// Print a new admin token, reading the database directly (break-glass access).
+    AdminToken(config::ServerArgs),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -28,8 +30,9 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => run_server(args, true).await,
-        Command::Migrate(args) => run_server(args, false).await,
+        Command::Serve(args) => run_server(args, Mode::Serve).await,
+        Command::Migrate(args) => run_server(args, Mode::Migrate).await,
+        Command::AdminToken(args) => run_server(args, Mode::AdminToken).await,
         Command::Client(c) => client::run(c).await,
     };
     if let Err(e) = result {
@@ -38,12 +41,18 @@ async fn main() {
     }
 }
 
-async fn run_server(args: config::ServerArgs, serve: bool) -> anyhow::Result<()> {
+enum Mode {
+    Serve,
+    Migrate,
+    AdminToken,
+}
+
+async fn run_server(args: config::ServerArgs, mode: Mode) -> anyhow::Result<()> {
     let config = config::Config::load(&args)?;
     serve::init_logging(&config);
-    if serve {
-        serve::serve(config).await
-    } else {
-        serve::migrate(config).await
+    match mode {
+        Mode::Serve => serve::serve(config).await,
+        Mode::Migrate => serve::migrate(config).await,
+        Mode::AdminToken => serve::admin_token(config).await,
     }
 }

@@ -57,6 +57,39 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tocsin admin-token`: break-glass access. Opens the database directly (which
+/// needs the same rights as the server itself), ensures an active admin exists and
+/// prints a new admin token for them.
+pub async fn admin_token(config: Config) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let store = open_store(&config, &clock).await?;
+    bootstrap(&store, &config, &clock).await?;
+    let admin = store
+        .users()
+        .await?
+        .into_iter()
+        .find(|u| u.active && u.role == Role::Admin)
+        .context(
+            "no active admin user: reactivate one in the database, or start with an empty database",
+        )?;
+    let actor = tocsin_store::Actor::system();
+    let token = store
+        .create_token(
+            admin.id,
+            "admin-token (break-glass)",
+            Some(Role::Admin),
+            &actor,
+            clock.now(),
+        )
+        .await?;
+    println!(
+        "New admin token for {} (token {}):\n\n    TOCSIN_TOKEN={}\n",
+        admin.email, token.record.id, token.secret
+    );
+    store.close().await;
+    Ok(())
+}
+
 /// `tocsin serve`: runs until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -253,3 +253,33 @@ fn config_file_and_json_logs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
 }
+
+#[test]
+fn admin_token_is_break_glass_access() {
+    let dir = TempDir::new("breakglass");
+    let server = Server::start(&dir.0, &[]);
+    let url = server.url.clone();
+    let out = Command::new(BIN)
+        .args(["admin-token", "--data-dir", dir.0.to_str().unwrap()])
+        .env("TOCSIN_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TOCSIN_TOKEN="))
+        .expect("a token")
+        .to_string();
+    assert_ne!(
+        Some(token.clone()),
+        server.token,
+        "a new token, not the bootstrap one"
+    );
+    let cli = Cli { url, token };
+    assert!(cli.ok(&["whoami"]).contains("admin"));
+}
