@@ -5,11 +5,11 @@
 
 mod support;
 
-mod lifecycle;
-mod openapi;
-mod roles;
 mod bad_input;
 mod concurrency;
+mod lifecycle;
+mod openapi;
 mod ops;
 mod paging;
 mod records;
+mod roles;
