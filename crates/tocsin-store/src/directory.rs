@@ -7,7 +7,7 @@ use tocsin_core::model::{EmailAddress, Service, Team, User};
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
 
 use crate::error::unique;
-use crate::events::{append, Actor, NewEvent};
+use crate::events::{audit, Actor};
 use crate::{Store, StoreError};
 
 /// A user to create; the password arrives already hashed.
@@ -116,17 +116,14 @@ impl Store {
         .await
         .map_err(unique("email", "this email"))?;
         let created = user(&row)?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "user",
-                entity_id: created.id,
-                incident_id: None,
-                kind: "user.created",
-                data: json!({ "user": created }),
-            },
+            now,
+            actor,
+            "user",
+            created.id,
+            "user.created",
+            json!({ "user": created }),
         )
         .await?;
         w.commit().await?;
@@ -227,17 +224,14 @@ impl Store {
             }
         }
         if diff.as_array().is_some_and(|a| !a.is_empty()) {
-            append(
+            audit(
                 &mut w,
-                NewEvent {
-                    at: now,
-                    actor,
-                    entity: "user",
-                    entity_id: id,
-                    incident_id: None,
-                    kind: "user.updated",
-                    data: json!({ "changes": diff }),
-                },
+                now,
+                actor,
+                "user",
+                id,
+                "user.updated",
+                json!({ "changes": diff }),
             )
             .await?;
         }
@@ -270,17 +264,14 @@ impl Store {
             member_ids: vec![],
             created_at: now,
         };
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "team",
-                entity_id: id,
-                incident_id: None,
-                kind: "team.created",
-                data: json!({ "team": team }),
-            },
+            now,
+            actor,
+            "team",
+            id,
+            "team.created",
+            json!({ "team": team }),
         )
         .await?;
         w.commit().await?;
@@ -345,17 +336,14 @@ impl Store {
         };
         let diff = changes(&old, &new);
         if diff.as_array().is_some_and(|a| !a.is_empty()) {
-            append(
+            audit(
                 &mut w,
-                NewEvent {
-                    at: now,
-                    actor,
-                    entity: "team",
-                    entity_id: id,
-                    incident_id: None,
-                    kind: "team.updated",
-                    data: json!({ "changes": diff }),
-                },
+                now,
+                actor,
+                "team",
+                id,
+                "team.updated",
+                json!({ "changes": diff }),
             )
             .await?;
         }
@@ -390,17 +378,14 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "team",
-                entity_id: id,
-                incident_id: None,
-                kind: "team.deleted",
-                data: json!({ "team": team }),
-            },
+            now,
+            actor,
+            "team",
+            id,
+            "team.deleted",
+            json!({ "team": team }),
         )
         .await?;
         w.commit().await
@@ -430,21 +415,18 @@ impl Store {
                 .bind(user_id)
                 .execute(&mut *w.tx)
                 .await?;
-            append(
+            audit(
                 &mut w,
-                NewEvent {
-                    at: now,
-                    actor,
-                    entity: "team",
-                    entity_id: team_id,
-                    incident_id: None,
-                    kind: if member {
-                        "team.member_added"
-                    } else {
-                        "team.member_removed"
-                    },
-                    data: json!({ "user_id": user_id }),
+                now,
+                actor,
+                "team",
+                team_id,
+                if member {
+                    "team.member_added"
+                } else {
+                    "team.member_removed"
                 },
+                json!({ "user_id": user_id }),
             )
             .await?;
         }
@@ -478,17 +460,14 @@ impl Store {
         .await
         .map_err(unique("name", "this service name"))?;
         let created = service(&row)?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "service",
-                entity_id: created.id,
-                incident_id: None,
-                kind: "service.created",
-                data: json!({ "service": created }),
-            },
+            now,
+            actor,
+            "service",
+            created.id,
+            "service.created",
+            json!({ "service": created }),
         )
         .await?;
         w.commit().await?;
@@ -551,17 +530,14 @@ impl Store {
             .execute(&mut *w.tx)
             .await
             .map_err(unique("name", "this service name"))?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "service",
-                entity_id: id,
-                incident_id: None,
-                kind: "service.updated",
-                data: json!({ "changes": diff }),
-            },
+            now,
+            actor,
+            "service",
+            id,
+            "service.updated",
+            json!({ "changes": diff }),
         )
         .await?;
         w.commit().await?;
@@ -598,17 +574,14 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "service",
-                entity_id: id,
-                incident_id: None,
-                kind: "service.deleted",
-                data: json!({ "service": svc }),
-            },
+            now,
+            actor,
+            "service",
+            id,
+            "service.deleted",
+            json!({ "service": svc }),
         )
         .await?;
         w.commit().await

@@ -56,6 +56,52 @@ pub(crate) async fn append(w: &mut WriteTx, e: NewEvent<'_>) -> Result<i64, Stor
     Ok(id)
 }
 
+/// Appends an event about a directory entity (service, user, team, token, key).
+pub(crate) async fn audit(
+    w: &mut WriteTx,
+    at: Timestamp,
+    actor: &Actor,
+    entity: &'static str,
+    entity_id: i64,
+    kind: &'static str,
+    data: Value,
+) -> Result<i64, StoreError> {
+    append(
+        w,
+        NewEvent {
+            at,
+            actor,
+            entity,
+            entity_id,
+            incident_id: None,
+            kind,
+            data,
+        },
+    )
+    .await
+}
+
+/// Appends an event about the incident itself to its timeline.
+pub(crate) async fn incident_event(
+    w: &mut WriteTx,
+    at: Timestamp,
+    actor: &Actor,
+    incident_id: i64,
+    kind: &'static str,
+    data: Value,
+) -> Result<i64, StoreError> {
+    let e = NewEvent {
+        at,
+        actor,
+        entity: "incident",
+        entity_id: incident_id,
+        incident_id: Some(incident_id),
+        kind,
+        data,
+    };
+    append(w, e).await
+}
+
 fn event(row: &sqlx::any::AnyRow) -> Result<Event, StoreError> {
     let data: String = row.try_get("data")?;
     Ok(Event {

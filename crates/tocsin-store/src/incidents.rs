@@ -11,7 +11,7 @@ use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{to_millis, Timestamp};
 use tocsin_core::Invalid;
 
-use crate::events::{append, Actor, NewEvent};
+use crate::events::{incident_event, Actor};
 use crate::tx::WriteTx;
 use crate::{Backend, Store, StoreError};
 
@@ -104,17 +104,13 @@ impl Store {
         write_incident(&mut w, settings, &inc, true).await?;
         refresh_search(&mut w, &inc).await?;
         let doc = serde_json::to_value(&inc).unwrap_or_default();
-        append(
+        incident_event(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "incident",
-                entity_id: id,
-                incident_id: Some(id),
-                kind: "incident.declared",
-                data: json!({ "incident": doc }),
-            },
+            now,
+            actor,
+            id,
+            "incident.declared",
+            json!({ "incident": doc }),
         )
         .await?;
         w.commit().await?;
@@ -175,17 +171,13 @@ impl Store {
         self.check_references(&mut w, settings, &next).await?;
         write_incident(&mut w, settings, &next, false).await?;
         refresh_search(&mut w, &next).await?;
-        append(
+        incident_event(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "incident",
-                entity_id: id,
-                incident_id: Some(id),
-                kind: "incident.updated",
-                data: json!({ "changes": changes }),
-            },
+            now,
+            actor,
+            id,
+            "incident.updated",
+            json!({ "changes": changes }),
         )
         .await?;
         w.commit().await?;
@@ -221,19 +213,7 @@ impl Store {
                 json!({ "reporter_id": cur.reporter_id, "changes": changes }),
             ),
         };
-        append(
-            &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "incident",
-                entity_id: id,
-                incident_id: Some(id),
-                kind,
-                data,
-            },
-        )
-        .await?;
+        incident_event(&mut w, now, actor, id, kind, data).await?;
         w.commit().await?;
         Ok((next, moved))
     }
@@ -251,21 +231,17 @@ impl Store {
         let cur = self.lock_incident(&mut w, id).await?;
         let (next, changes) = change::confirm_closure(&cur, accept, actor.user_id, now)?;
         write_incident(&mut w, settings, &next, false).await?;
-        append(
+        incident_event(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "incident",
-                entity_id: id,
-                incident_id: Some(id),
-                kind: if accept {
-                    "incident.closure_confirmed"
-                } else {
-                    "incident.closure_rejected"
-                },
-                data: json!({ "from": cur.status, "to": next.status, "changes": changes }),
+            now,
+            actor,
+            id,
+            if accept {
+                "incident.closure_confirmed"
+            } else {
+                "incident.closure_rejected"
             },
+            json!({ "from": cur.status, "to": next.status, "changes": changes }),
         )
         .await?;
         w.commit().await?;

@@ -15,7 +15,7 @@ use tocsin_core::time::{from_millis, to_millis, Timestamp};
 use tocsin_core::Invalid;
 
 use crate::directory::NewUser;
-use crate::events::{append, Actor, NewEvent};
+use crate::events::{audit, Actor};
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
 
@@ -155,17 +155,14 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "token",
-                entity_id: id,
-                incident_id: None,
-                kind: "token.revoked",
-                data: json!({ "token_id": id, "user_id": t.user_id }),
-            },
+            now,
+            actor,
+            "token",
+            id,
+            "token.revoked",
+            json!({ "token_id": id, "user_id": t.user_id }),
         )
         .await?;
         w.commit().await?;
@@ -256,17 +253,14 @@ impl Store {
         .fetch_one(&mut *w.tx)
         .await?;
         let record = key(&row)?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "integration_key",
-                entity_id: record.id,
-                incident_id: None,
-                kind: "integration_key.created",
-                data: json!({ "service_id": service_id, "name": name, "prefix": record.prefix }),
-            },
+            now,
+            actor,
+            "integration_key",
+            record.id,
+            "integration_key.created",
+            json!({ "service_id": service_id, "name": name, "prefix": record.prefix }),
         )
         .await?;
         w.commit().await?;
@@ -310,17 +304,14 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        append(
+        audit(
             &mut w,
-            NewEvent {
-                at: now,
-                actor,
-                entity: "integration_key",
-                entity_id: id,
-                incident_id: None,
-                kind: "integration_key.revoked",
-                data: json!({ "service_id": service_id, "prefix": k.prefix }),
-            },
+            now,
+            actor,
+            "integration_key",
+            id,
+            "integration_key.revoked",
+            json!({ "service_id": service_id, "prefix": k.prefix }),
         )
         .await?;
         w.commit().await?;
@@ -367,17 +358,14 @@ async fn insert_token(
     .fetch_one(&mut *w.tx)
     .await?;
     let record = token(&row)?;
-    append(
+    audit(
         w,
-        NewEvent {
-            at: now,
-            actor,
-            entity: "token",
-            entity_id: record.id,
-            incident_id: None,
-            kind: "token.created",
-            data: json!({ "token_id": record.id, "user_id": user_id, "name": name, "role": role }),
-        },
+        now,
+        actor,
+        "token",
+        record.id,
+        "token.created",
+        json!({ "token_id": record.id, "user_id": user_id, "name": name, "role": role }),
     )
     .await?;
     Ok(NewSecret { record, secret })
