@@ -5,6 +5,7 @@
 //! fits its schema) lives here, so the API, the UI, the CLI and the docs read
 //! one source of truth.
 
+pub mod alert;
 pub mod auth;
 pub mod change;
 pub mod fields;

@@ -4,6 +4,7 @@
 mod api;
 pub mod error;
 pub mod extract;
+mod ingest;
 pub mod metrics;
 mod ops;
 pub mod password;
@@ -20,7 +21,7 @@ pub use error::ApiError;
 pub use state::{AppState, Limits};
 
 fn all_routes() -> OpenApiRouter<AppState> {
-    api::routes().merge(ops::routes())
+    api::routes().merge(ingest::routes()).merge(ops::routes())
 }
 
 /// The OpenAPI document of every route the server has.

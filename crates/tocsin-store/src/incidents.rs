@@ -94,18 +94,35 @@ impl Store {
         now: Timestamp,
     ) -> Result<Incident, StoreError> {
         let mut w = self.write().await?;
+        let inc = self
+            .declare_in(&mut w, settings, req, reporter, actor, now)
+            .await?;
+        w.commit().await?;
+        Ok(inc)
+    }
+
+    /// Declares inside the caller's transaction.
+    pub(crate) async fn declare_in(
+        &self,
+        w: &mut WriteTx,
+        settings: &IncidentSettings,
+        req: &NewIncident,
+        reporter: Option<i64>,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Incident, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "UPDATE counters SET value = value + 1 WHERE name = 'incident' RETURNING value",
         )
         .fetch_one(&mut *w.tx)
         .await?;
         let inc = change::declare(settings, req, id, reporter, now)?;
-        self.check_references(&mut w, settings, &inc).await?;
-        write_incident(&mut w, settings, &inc, true).await?;
-        refresh_search(&mut w, &inc).await?;
+        self.check_references(w, settings, &inc).await?;
+        write_incident(w, settings, &inc, true).await?;
+        refresh_search(w, &inc).await?;
         let doc = serde_json::to_value(&inc).unwrap_or_default();
         incident_event(
-            &mut w,
+            w,
             now,
             actor,
             id,
@@ -113,7 +130,6 @@ impl Store {
             json!({ "incident": doc }),
         )
         .await?;
-        w.commit().await?;
         Ok(inc)
     }
 
@@ -195,13 +211,30 @@ impl Store {
         now: Timestamp,
     ) -> Result<(Incident, Moved), StoreError> {
         let mut w = self.write().await?;
-        let cur = self.lock_incident(&mut w, id).await?;
+        let result = self
+            .transition_in(&mut w, settings, id, to, actor, now)
+            .await?;
+        w.commit().await?;
+        Ok(result)
+    }
+
+    /// Moves an incident inside the caller's transaction.
+    pub(crate) async fn transition_in(
+        &self,
+        w: &mut WriteTx,
+        settings: &IncidentSettings,
+        id: i64,
+        to: Status,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(Incident, Moved), StoreError> {
+        let cur = self.lock_incident(w, id).await?;
         let (next, moved, changes) = change::transition(settings, &cur, to, actor.user_id, now)?;
         if changes.is_empty() {
             // Closure was already requested; asking again changes nothing.
             return Ok((cur, moved));
         }
-        write_incident(&mut w, settings, &next, false).await?;
+        write_incident(w, settings, &next, false).await?;
         let (kind, data) = match moved {
             Moved::Status => (
                 "incident.status_changed",
@@ -213,8 +246,7 @@ impl Store {
                 json!({ "reporter_id": cur.reporter_id, "changes": changes }),
             ),
         };
-        incident_event(&mut w, now, actor, id, kind, data).await?;
-        w.commit().await?;
+        incident_event(w, now, actor, id, kind, data).await?;
         Ok((next, moved))
     }
 

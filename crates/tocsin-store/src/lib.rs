@@ -5,6 +5,7 @@
 //! row locks, migrations) ask [`Backend`]. Every change appends its event to the
 //! one log in the same transaction.
 
+mod alerts;
 mod directory;
 mod error;
 mod events;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use alerts::{AlertOutcome, MAX_RAW};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;
@@ -155,6 +157,7 @@ impl Store {
             "events",
             "incident_search",
             "counters",
+            "alerts",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

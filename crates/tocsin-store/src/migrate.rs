@@ -5,11 +5,17 @@ use sqlx::Executor;
 
 use crate::{Backend, Store, StoreError};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (2, include_str!("../migrations/sqlite/0002_alerts.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (2, include_str!("../migrations/postgres/0002_alerts.sql")),
+];
 
 // Any constant works; it only has to be the same on every node.
 const PG_MIGRATION_LOCK: i64 = 0x746f6373696e;
@@ -99,5 +105,19 @@ impl Store {
             applied.push(*version);
         }
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_back_ends_have_the_same_versions_in_order() {
+        let versions = |m: &[(i64, &str)]| m.iter().map(|(v, _)| *v).collect::<Vec<_>>();
+        assert_eq!(versions(super::SQLITE), versions(super::POSTGRES));
+        let v = versions(super::SQLITE);
+        assert!(
+            v.windows(2).all(|w| w[1] == w[0] + 1) && v[0] == 1,
+            "versions are 1, 2, 3, …: {v:?}"
+        );
     }
 }

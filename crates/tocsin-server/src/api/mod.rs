@@ -1,6 +1,7 @@
 //! The REST API under /api/v1, its OpenAPI document built from the same routes.
 
 mod access;
+mod alerts;
 mod directory;
 mod incidents;
 mod records;
@@ -31,6 +32,8 @@ pub(crate) type ErrorResponse = ErrorBody;
         (name = "teams", description = "Teams"),
         (name = "tokens", description = "API tokens"),
         (name = "settings", description = "Instance settings and audit log"),
+        (name = "alerts", description = "Alerts received from monitoring"),
+        (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -58,6 +61,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(records::routes())
         .merge(directory::routes())
         .merge(access::routes())
+        .merge(alerts::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -126,9 +126,10 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
             }
         }
     }
+    // /v2/enqueue takes no token: it authenticates by the integration key in its body.
     assert_eq!(
-        public, 4,
-        "only healthz, readyz, metrics and openapi.json are public"
+        public, 5,
+        "only healthz, readyz, metrics, openapi.json and /v2/enqueue take no token"
     );
     // Refused and invalid requests wrote nothing.
     assert_eq!(app.counts().await, before);

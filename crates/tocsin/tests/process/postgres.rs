@@ -70,11 +70,11 @@ async fn serve_and_migrate_on_postgres() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "schema at version 1"
-    );
-    assert!(migrate().status.success(), "migrating twice is a no-op");
+    let first = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(first.starts_with("schema at version "), "{first}");
+    let again = migrate();
+    assert!(again.status.success(), "migrating twice is a no-op");
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), first);
 
     let dir = TempDir::new("pg");
     let server = Server::start(&dir.0, &["--database", &url]);

@@ -1,0 +1,245 @@
+//! The alert: every source's events normalized into one shape, deduplicated by
+//! (service, dedup key).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::incident::Level;
+use crate::Invalid;
+
+/// Longest dedup key, as PagerDuty allows.
+pub const MAX_DEDUP_KEY: usize = 255;
+/// Longest summary, as PagerDuty allows.
+pub const MAX_SUMMARY: usize = 1024;
+
+/// How bad a source says the problem is (PagerDuty's four levels).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSeverity {
+    /// Service is down or data is at risk.
+    Critical,
+    /// Something is failing.
+    Error,
+    /// Something will fail if nothing is done.
+    Warning,
+    /// For information.
+    Info,
+}
+
+impl AlertSeverity {
+    /// Every severity, worst first.
+    pub const ALL: [AlertSeverity; 4] = [
+        AlertSeverity::Critical,
+        AlertSeverity::Error,
+        AlertSeverity::Warning,
+        AlertSeverity::Info,
+    ];
+
+    /// The wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Critical => "critical",
+            AlertSeverity::Error => "error",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Info => "info",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<AlertSeverity> {
+        AlertSeverity::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The urgency an incident opened by this alert gets: critical and error page now.
+    pub fn urgency(self) -> Level {
+        match self {
+            AlertSeverity::Critical | AlertSeverity::Error => Level::High,
+            AlertSeverity::Warning => Level::Medium,
+            AlertSeverity::Info => Level::Low,
+        }
+    }
+
+    /// Index into the configured severities (most severe first) an incident opened
+    /// by this alert gets, clamped to the number configured.
+    pub fn incident_severity_index(self, configured: usize) -> usize {
+        let i = match self {
+            AlertSeverity::Critical => 0,
+            AlertSeverity::Error => 1,
+            AlertSeverity::Warning => 2,
+            AlertSeverity::Info => 3,
+        };
+        i.min(configured.saturating_sub(1))
+    }
+}
+
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Firing, nobody has taken it.
+    Triggered,
+    /// Someone is on it.
+    Acknowledged,
+    /// The problem is gone.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// The wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Triggered => "triggered",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        [
+            AlertStatus::Triggered,
+            AlertStatus::Acknowledged,
+            AlertStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// What an event asks of the alert with its dedup key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertAction {
+    /// Open the alert, or count a repeat of the open one.
+    Trigger,
+    /// Mark the open alert acknowledged.
+    Acknowledge,
+    /// Resolve the open alert.
+    Resolve,
+}
+
+/// A dedup key: non-empty, at most 255 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DedupKey(String);
+
+impl DedupKey {
+    /// Parses a dedup key from `field`.
+    pub fn parse(field: &str, s: &str) -> Result<DedupKey, Invalid> {
+        if s.is_empty() {
+            return Err(Invalid::new(field, "must not be empty"));
+        }
+        if s.chars().count() > MAX_DEDUP_KEY {
+            return Err(Invalid::new(
+                field,
+                format!("must be at most {MAX_DEDUP_KEY} characters"),
+            ));
+        }
+        Ok(DedupKey(s.to_string()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A link carried by an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlertLink {
+    /// URL.
+    pub href: String,
+    /// Text, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// One inbound event, normalized: what every source parses into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    /// What to do.
+    pub action: AlertAction,
+    /// The alert's identity within its service.
+    pub dedup_key: DedupKey,
+    /// Summary (trigger only).
+    pub summary: String,
+    /// Where the problem is (host, FQDN, …).
+    pub source: String,
+    /// Severity (trigger only; acknowledge and resolve keep the alert's).
+    pub severity: AlertSeverity,
+    /// Labels: key/value strings for routing, grouping and silences.
+    pub labels: Map<String, Value>,
+    /// Free-form details.
+    pub details: Value,
+    /// Links.
+    pub links: Vec<AlertLink>,
+    /// The source's own name ("pagerduty", "alertmanager", …).
+    pub integration: &'static str,
+}
+
+/// An alert as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// Alert id.
+    pub id: i64,
+    /// Service it belongs to.
+    pub service_id: i64,
+    /// Incident it opened or joined, if any.
+    pub incident_id: Option<i64>,
+    /// Identity within the service.
+    pub dedup_key: String,
+    /// Current status.
+    pub status: AlertStatus,
+    /// Severity from the latest trigger.
+    pub severity: AlertSeverity,
+    /// Summary from the latest trigger.
+    pub summary: String,
+    /// Where the problem is.
+    pub source: String,
+    /// Which kind of source sent it.
+    pub integration: String,
+    /// Labels.
+    #[schema(value_type = Object)]
+    pub labels: Map<String, Value>,
+    /// Details from the latest trigger.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// Links.
+    pub links: Vec<AlertLink>,
+    /// How many triggers it has received.
+    pub count: i64,
+    /// First trigger.
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    /// Latest event.
+    pub last_seen: chrono::DateTime<chrono::Utc>,
+    /// When it was resolved.
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keys_are_bounded() {
+        assert!(DedupKey::parse("dedup_key", "").is_err());
+        assert!(DedupKey::parse("dedup_key", &"k".repeat(255)).is_ok());
+        assert_eq!(
+            DedupKey::parse("dedup_key", &"k".repeat(256))
+                .unwrap_err()
+                .field,
+            "dedup_key"
+        );
+    }
+
+    #[test]
+    fn severities_map_to_incidents() {
+        assert_eq!(AlertSeverity::Critical.urgency(), Level::High);
+        assert_eq!(AlertSeverity::Info.urgency(), Level::Low);
+        assert_eq!(AlertSeverity::Info.incident_severity_index(4), 3);
+        assert_eq!(AlertSeverity::Info.incident_severity_index(2), 1);
+        assert_eq!(AlertSeverity::parse("fatal"), None);
+    }
+}

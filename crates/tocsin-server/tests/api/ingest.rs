@@ -1,0 +1,352 @@
+//! PagerDuty Events API v2 at /v2/enqueue: dedup, the alert lifecycle driving the
+//! incident, and PagerDuty-style refusals that store nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{Resp, TestApp};
+
+/// A service with an integration key; returns (service id, routing key).
+pub(crate) async fn service_with_key(app: &TestApp, name: &str) -> (i64, String) {
+    let svc = app
+        .post("/api/v1/services", json!({ "name": name }))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let key = app
+        .post(
+            &format!("/api/v1/services/{svc}/integration-keys"),
+            json!({ "name": "monitoring" }),
+        )
+        .await;
+    (svc, key.body["secret"].as_str().unwrap().to_string())
+}
+
+async fn enqueue(app: &TestApp, body: Value) -> Resp {
+    app.call(Method::POST, "/v2/enqueue", None, Some(body))
+        .await
+}
+
+fn trigger(key: &str, dedup: &str, summary: &str, severity: &str) -> Value {
+    json!({ "routing_key": key, "event_action": "trigger", "dedup_key": dedup,
+            "payload": { "summary": summary, "source": "db-1.prod", "severity": severity, "component": "postgres",
+                         "custom_details": { "replication_lag_s": 42 } },
+            "links": [{ "href": "https://grafana.example.com/d/db", "text": "Dashboard" }] })
+}
+
+async fn dedup_1000_events_over_50_keys_make_50_alerts(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "db").await;
+    let client = app.client.clone();
+    let mut tasks = Vec::new();
+    for worker in 0..10 {
+        let (client, base, key) = (client.clone(), app.base.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let n = worker * 100 + i;
+                let body = trigger(
+                    &key,
+                    &format!("disk-{}", n % 50),
+                    &format!("Disk full on db-{}", n % 50),
+                    "error",
+                );
+                let r = client
+                    .post(format!("{base}/v2/enqueue"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::ACCEPTED);
+                let b: Value = r.json().await.unwrap();
+                assert_eq!(b["status"], "success");
+                assert_eq!(b["message"], "Event processed");
+                assert_eq!(b["dedup_key"], format!("disk-{}", n % 50));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}&limit=500"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(alerts.len(), 50, "one alert per dedup key");
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|a| a["count"].as_i64().unwrap())
+            .sum::<i64>(),
+        1000,
+        "every event counted"
+    );
+    assert!(alerts.iter().all(|a| a["count"] == 20));
+    let incidents = app
+        .get(&format!("/api/v1/incidents?service_id={svc}&limit=500"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(incidents, 50, "one incident per alert");
+}
+
+async fn trigger_acknowledge_resolve_drive_the_incident(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "checkout").await;
+    let r = enqueue(
+        &app,
+        trigger(&key, "latency-p99", "p99 latency above 2s", "critical"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"]
+        .clone();
+    let alert = &alerts[0];
+    assert_eq!(alert["status"], "triggered");
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["labels"]["component"], "postgres");
+    assert_eq!(alert["details"]["replication_lag_s"], 42);
+    assert_eq!(
+        alert["links"][0]["href"],
+        "https://grafana.example.com/d/db"
+    );
+    let incident_id = alert["incident_id"].as_i64().unwrap();
+    let inc = app
+        .get(&format!("/api/v1/incidents/{incident_id}"))
+        .await
+        .body;
+    assert_eq!(inc["title"], "p99 latency above 2s");
+    assert_eq!(
+        inc["severity"], "SEV1",
+        "critical opens the most severe incident"
+    );
+    assert_eq!(inc["urgency"], "high");
+    assert_eq!(inc["service_ids"], json!([svc]));
+    assert_eq!(inc["reporter_id"], Value::Null);
+    let detail = app
+        .get(&format!("/api/v1/alerts/{}", alert["id"]))
+        .await
+        .body;
+    assert!(detail["raw"]
+        .as_str()
+        .unwrap()
+        .contains("p99 latency above 2s"));
+
+    // A repeat counts but does not clutter the timeline.
+    enqueue(
+        &app,
+        trigger(&key, "latency-p99", "p99 latency above 3s", "critical"),
+    )
+    .await;
+    let kinds = |tl: Vec<Value>| {
+        tl.iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(app.timeline(incident_id).await),
+        ["incident.declared", "alert.triggered"]
+    );
+
+    let ack =
+        json!({ "routing_key": key, "event_action": "acknowledge", "dedup_key": "latency-p99" });
+    assert_eq!(enqueue(&app, ack).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{incident_id}"))
+            .await
+            .body["status"],
+        "acknowledged"
+    );
+    let resolve =
+        json!({ "routing_key": key, "event_action": "resolve", "dedup_key": "latency-p99" });
+    assert_eq!(
+        enqueue(&app, resolve.clone()).await.status,
+        StatusCode::ACCEPTED
+    );
+    let inc = app
+        .get(&format!("/api/v1/incidents/{incident_id}"))
+        .await
+        .body;
+    assert_eq!(
+        inc["status"], "resolved",
+        "the incident resolves with its last alert"
+    );
+    assert_eq!(
+        kinds(app.timeline(incident_id).await),
+        [
+            "incident.declared",
+            "alert.triggered",
+            "alert.acknowledged",
+            "incident.status_changed",
+            "alert.resolved",
+            "incident.status_changed"
+        ]
+    );
+    let a = app
+        .get(&format!("/api/v1/alerts/{}", alert["id"]))
+        .await
+        .body["alert"]
+        .clone();
+    assert_eq!(
+        (a["status"].as_str(), a["count"].as_i64()),
+        (Some("resolved"), Some(2))
+    );
+    assert!(a["resolved_at"].is_string());
+
+    // Resolving again, or acknowledging a key with no open alert, is accepted and dropped.
+    let before = app.counts().await;
+    assert_eq!(enqueue(&app, resolve).await.status, StatusCode::ACCEPTED);
+    let r = enqueue(
+        &app,
+        json!({ "routing_key": key, "event_action": "acknowledge", "dedup_key": "never-seen" }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(app.counts().await, before);
+
+    // After resolution the same key opens a new alert and a new incident.
+    enqueue(
+        &app,
+        trigger(&key, "latency-p99", "p99 latency above 2s again", "warning"),
+    )
+    .await;
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"]
+        .clone();
+    assert_eq!(alerts.as_array().unwrap().len(), 2);
+    assert_ne!(alerts[0]["incident_id"], incident_id);
+    let inc2 = app
+        .get(&format!("/api/v1/incidents/{}", alerts[0]["incident_id"]))
+        .await
+        .body;
+    assert_eq!(
+        (inc2["severity"].as_str(), inc2["urgency"].as_str()),
+        (Some("SEV3"), Some("medium"))
+    );
+    assert_eq!(
+        app.get("/api/v1/alerts?status=triggered").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn refusals_look_like_pagerduty_and_store_nothing(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "api").await;
+    let good = trigger(&key, "k", "s", "error");
+    let cases: Vec<(&str, Vec<u8>, &str, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            b"{\"routing_key\": ".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON",
+        ),
+        (
+            "missing routing_key",
+            serde_json::to_vec(&json!({ "event_action": "trigger", "payload": good["payload"] }))
+                .unwrap(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "'routing_key' is missing",
+        ),
+        (
+            "unknown routing key",
+            serde_json::to_vec(&trigger(
+                "0123456789abcdef0123456789abcdef",
+                "k",
+                "s",
+                "error",
+            ))
+            .unwrap(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "Invalid routing key",
+        ),
+        (
+            "invalid severity",
+            serde_json::to_vec(&trigger(&key, "k", "s", "catastrophic")).unwrap(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "'payload.severity' must be one of",
+        ),
+        (
+            "invalid action",
+            serde_json::to_vec(
+                &json!({ "routing_key": key, "event_action": "snooze", "dedup_key": "k" }),
+            )
+            .unwrap(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "'event_action' must be one of",
+        ),
+        (
+            "wrong content type",
+            serde_json::to_vec(&good).unwrap(),
+            "text/plain",
+            StatusCode::BAD_REQUEST,
+            "Content-Type",
+        ),
+        (
+            "oversize",
+            {
+                let mut big = trigger(&key, "k", "s", "error");
+                big["payload"]["custom_details"] = json!({ "blob": "x".repeat(513 * 1024) });
+                serde_json::to_vec(&big).unwrap()
+            },
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "512 KB",
+        ),
+    ];
+    for (what, body, ct, status, error) in cases {
+        let before = app.counts().await;
+        let r = app.raw(Method::POST, "/v2/enqueue", None, ct, body).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        assert_eq!(r.body["status"], "invalid event", "{what}");
+        assert_eq!(r.body["message"], "Event object is invalid", "{what}");
+        let errors = r.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: errors is an array: {}", r.body));
+        assert!(
+            errors.iter().any(|e| e.as_str().unwrap().contains(error)),
+            "{what}: {}",
+            r.body
+        );
+        assert_eq!(app.counts().await, before, "{what} stored something");
+    }
+    // A revoked key is refused like an unknown one.
+    let keys = app
+        .get(&format!("/api/v1/services/{svc}/integration-keys"))
+        .await
+        .body;
+    let key_id = keys[0]["id"].as_i64().unwrap();
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/services/{svc}/integration-keys/{key_id}"),
+        Some(&app.admin_token),
+        None,
+    )
+    .await;
+    let r = enqueue(&app, good).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["errors"][0], "Invalid routing key");
+    // Alert lists validate their filters too.
+    let r = app.get("/api/v1/alerts?status=burning").await;
+    assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "status"));
+}
+
+crate::both_backends!(
+    dedup_1000_events_over_50_keys_make_50_alerts,
+    trigger_acknowledge_resolve_drive_the_incident,
+    refusals_look_like_pagerduty_and_store_nothing,
+);
