@@ -180,6 +180,19 @@ impl Store {
                 })
             }
             (AlertAction::Trigger, Some(a)) => {
+                // A repeat updates what it says and keeps what it does not mention.
+                let mut labels = a.labels.clone();
+                labels.extend(ev.labels.clone());
+                let details = if ev.details.is_null() {
+                    a.details.clone()
+                } else {
+                    ev.details.clone()
+                };
+                let links = if ev.links.is_empty() {
+                    a.links.clone()
+                } else {
+                    ev.links.clone()
+                };
                 sqlx::query(
                     "UPDATE alerts SET count = count + 1, last_seen = $1, severity = $2, summary = $3, source = $4, \
                      labels = $5, details = $6, links = $7, raw = $8 WHERE id = $9",
@@ -188,9 +201,9 @@ impl Store {
                 .bind(ev.severity.as_str())
                 .bind(&ev.summary)
                 .bind(&ev.source)
-                .bind(Value::Object(ev.labels.clone()).to_string())
-                .bind(ev.details.to_string())
-                .bind(json!(ev.links).to_string())
+                .bind(Value::Object(labels).to_string())
+                .bind(details.to_string())
+                .bind(json!(links).to_string())
                 .bind(bounded(raw))
                 .bind(a.id)
                 .execute(&mut *w.tx)

@@ -2,6 +2,7 @@
 //! kill -9, graceful shutdown, the CLI, and PostgreSQL.
 
 mod cli;
+mod compat;
 mod durability;
 mod postgres;
 mod server;
