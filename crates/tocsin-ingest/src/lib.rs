@@ -3,4 +3,5 @@
 //!
 //! [`AlertEvent`]: tocsin_core::alert::AlertEvent
 
+pub mod alertmanager;
 pub mod pagerduty;

@@ -13,6 +13,9 @@ pub enum ApiError {
     /// No or unknown credentials.
     #[error("authentication required: send `Authorization: Bearer <token>`")]
     Unauthenticated,
+    /// An inbound source used an unknown or revoked integration key.
+    #[error("unknown or revoked integration key")]
+    BadIntegrationKey,
     /// Authenticated, but the role does not allow this.
     #[error("this needs the {needed} role; your token has {have}")]
     Forbidden {
@@ -63,7 +66,7 @@ pub enum ApiError {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody {
+pub struct ErrorBody {
     error: ErrorDetail,
 }
 
@@ -84,6 +87,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
+            BadIntegrationKey => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                Some("key".into()),
+            ),
             Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", None),
             NotAllowed(_) => (StatusCode::FORBIDDEN, "not_allowed", None),
             MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", None),

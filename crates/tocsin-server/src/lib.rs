@@ -1,7 +1,7 @@
 //! Tocsin's HTTP edges: the REST API under /api/v1 with its OpenAPI document,
 //! health, readiness and metrics.
 
-mod api;
+pub(crate) mod api;
 pub mod error;
 pub mod extract;
 mod ingest;

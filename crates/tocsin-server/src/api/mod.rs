@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Every failure's body: `{"error": {"code", "message", "field"}}`.
-pub(crate) type ErrorResponse = ErrorBody;
+pub type ErrorResponse = ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(

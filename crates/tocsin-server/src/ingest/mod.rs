@@ -2,11 +2,14 @@
 //! They authenticate with a service's integration key, not with a user's token.
 
 mod pagerduty;
+mod webhook;
 
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(pagerduty::routes())
+    OpenApiRouter::new()
+        .merge(pagerduty::routes())
+        .merge(webhook::routes())
 }

@@ -350,3 +350,183 @@ crate::both_backends!(
     trigger_acknowledge_resolve_drive_the_incident,
     refusals_look_like_pagerduty_and_store_nothing,
 );
+
+const AM_GROUP: &str = r#"{
+  "receiver": "tocsin", "status": "firing", "version": "4", "truncatedAlerts": 0,
+  "groupKey": "{}:{alertname=\"HighErrorRate\"}", "externalURL": "http://alertmanager:9093",
+  "groupLabels": {"alertname": "HighErrorRate"}, "commonLabels": {"alertname": "HighErrorRate", "severity": "critical"},
+  "commonAnnotations": {},
+  "alerts": [
+    {"status": "firing", "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": "web-1"},
+     "annotations": {"summary": "5xx above 5% on web-1"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+     "generatorURL": "http://prometheus:9090/graph?g0.expr=rate", "fingerprint": "aaaa000000000001"},
+    {"status": "firing", "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": "web-2"},
+     "annotations": {"summary": "5xx above 5% on web-2"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+     "generatorURL": "http://prometheus:9090/graph?g0.expr=rate", "fingerprint": "aaaa000000000002"}
+  ]}"#;
+
+async fn alertmanager_group_fires_then_resolves(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "web").await;
+    let path = format!("/integrations/alertmanager/{key}");
+    let send = |body: String| {
+        app.raw(
+            Method::POST,
+            &path,
+            None,
+            "application/json",
+            body.into_bytes(),
+        )
+    };
+    let r = send(AM_GROUP.to_string()).await;
+    assert_eq!(
+        (r.status, r.body["alerts"].as_i64()),
+        (StatusCode::OK, Some(2)),
+        "{}",
+        r.body
+    );
+    // Alertmanager re-sends the whole group every repeat_interval: counted, not multiplied.
+    assert_eq!(send(AM_GROUP.to_string()).await.status, StatusCode::OK);
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts.iter().all(|a| a["count"] == 2
+        && a["status"] == "triggered"
+        && a["integration"] == "alertmanager"));
+    let web1 = alerts
+        .iter()
+        .find(|a| a["dedup_key"] == "aaaa000000000001")
+        .unwrap();
+    assert_eq!(web1["labels"]["instance"], "web-1");
+    assert_eq!(
+        web1["links"][0]["href"], "http://prometheus:9090/graph?g0.expr=rate",
+        "generatorURL kept as a link"
+    );
+    assert_eq!(
+        web1["details"]["annotations"]["summary"],
+        "5xx above 5% on web-1"
+    );
+    let inc1 = web1["incident_id"].as_i64().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{inc1}")).await.body["severity"],
+        "SEV1"
+    );
+
+    // web-1 recovers, then web-2.
+    let resolved_one = AM_GROUP.replacen("\"status\": \"firing\", \"labels\": {\"alertname\": \"HighErrorRate\", \"severity\": \"critical\", \"instance\": \"web-1\"}",
+        "\"status\": \"resolved\", \"labels\": {\"alertname\": \"HighErrorRate\", \"severity\": \"critical\", \"instance\": \"web-1\"}", 1);
+    assert_ne!(resolved_one, AM_GROUP);
+    assert_eq!(send(resolved_one).await.status, StatusCode::OK);
+    let status = |id: i64| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/incidents/{id}")).await.body["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(status(inc1).await, "resolved");
+    let web2_inc = alerts
+        .iter()
+        .find(|a| a["dedup_key"] == "aaaa000000000002")
+        .unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(status(web2_inc).await, "triggered");
+    let all_resolved = AM_GROUP.replace("\"status\": \"firing\"", "\"status\": \"resolved\"");
+    assert_eq!(send(all_resolved).await.status, StatusCode::OK);
+    assert_eq!(status(web2_inc).await, "resolved");
+    assert_eq!(
+        app.get(&format!("/api/v1/alerts?service_id={svc}&status=resolved"))
+            .await
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn grafana_contact_point_payload(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "grafana").await;
+    let body = r#"{
+      "receiver": "Tocsin", "status": "firing", "orgId": 1, "version": "1", "groupKey": "{}:{alertname=\"High memory usage\"}",
+      "title": "[FIRING:1] High memory usage", "state": "alerting", "message": "...", "externalURL": "https://grafana.example.com/",
+      "groupLabels": {"alertname": "High memory usage"}, "commonLabels": {"alertname": "High memory usage", "team": "blue"},
+      "commonAnnotations": {}, "truncatedAlerts": 0,
+      "alerts": [{"status": "firing", "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1", "severity": "warning"},
+        "annotations": {"description": "The system has high memory usage", "runbook_url": "https://myrunbook.com/runbook/1234",
+                        "summary": "This alert was triggered for zone us-1"},
+        "startsAt": "2021-10-12T09:51:03.157076+02:00", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit", "fingerprint": "c6eadffa33fcdf37",
+        "silenceURL": "https://play.grafana.org/alerting/silence/new", "dashboardURL": "", "panelURL": "",
+        "values": {"B": 44.23943737541908, "C": 1}}]}"#;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/integrations/grafana/{key}"),
+            None,
+            "application/json",
+            body.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let a = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"][0]
+        .clone();
+    assert_eq!(
+        (a["integration"].as_str(), a["severity"].as_str()),
+        (Some("grafana"), Some("warning"))
+    );
+    assert_eq!(a["summary"], "This alert was triggered for zone us-1");
+    assert_eq!(a["details"]["values"]["B"], 44.23943737541908);
+    let texts: Vec<&str> = a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["Source", "Silence", "Runbook"],
+        "empty dashboard and panel URLs are not links"
+    );
+}
+
+async fn webhook_refusals_store_nothing(app: TestApp) {
+    let (_, key) = service_with_key(&app, "hooks").await;
+    let path = format!("/integrations/alertmanager/{key}");
+    let cases: Vec<(String, Vec<u8>, StatusCode, &str)> = vec![
+        (path.clone(), b"{\"alerts\": [".to_vec(), StatusCode::BAD_REQUEST, "body"),
+        (path.clone(), b"{\"receiver\": \"x\"}".to_vec(), StatusCode::BAD_REQUEST, "alerts"),
+        (path.clone(), br#"{"alerts": [{"status": "firing", "labels": {"a": "1"}, "fingerprint": "f1"}, {"status": "maybe"}]}"#.to_vec(), StatusCode::BAD_REQUEST, "alerts[1].status"),
+        (path.clone(), vec![b' '; 5 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE, ""),
+        ("/integrations/alertmanager/not-a-key".to_string(), AM_GROUP.as_bytes().to_vec(), StatusCode::UNAUTHORIZED, "key"),
+        ("/integrations/grafana/not-a-key".to_string(), AM_GROUP.as_bytes().to_vec(), StatusCode::UNAUTHORIZED, "key"),
+    ];
+    for (path, body, status, field) in cases {
+        let before = app.counts().await;
+        let r = app
+            .raw(Method::POST, &path, None, "application/json", body)
+            .await;
+        assert_eq!((r.status, r.field()), (status, field), "{path}: {}", r.body);
+        assert_eq!(
+            app.counts().await,
+            before,
+            "{path}: a refused notification stores none of its alerts"
+        );
+    }
+}
+
+crate::both_backends!(
+    alertmanager_group_fires_then_resolves,
+    grafana_contact_point_payload,
+    webhook_refusals_store_nothing
+);

@@ -82,6 +82,20 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
             Some("tcs_0000000000000000000000000000000000000000"),
         )
         .await;
+        if path.starts_with("/integrations/") {
+            // Authenticated by the integration key in the path; a user's token is no key.
+            for token in [None, Some(app.admin_token.as_str())] {
+                let r = send(&app, method, &url, token).await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{what} with a made-up key: {}",
+                    r.body
+                );
+                assert_eq!(r.field(), "key", "{what}");
+            }
+            continue;
+        }
         let Some(needed) = needed else {
             public += 1;
             assert!(
