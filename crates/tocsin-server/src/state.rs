@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{Clock, Timestamp};
-use tocsin_store::Store;
+use tocsin_store::{AlertWriter, Store};
 
 use crate::metrics::Metrics;
 
@@ -39,22 +39,28 @@ pub struct AppState {
     pub limits: Limits,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// Group-commit writer for inbound alerts.
+    pub alerts: AlertWriter,
 }
 
 impl AppState {
-    /// Builds the state around a migrated store.
+    /// Builds the state around a migrated store; starts the alert writer, so it
+    /// must be called inside the Tokio runtime.
     pub fn new(
         store: Store,
         settings: IncidentSettings,
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
+        let settings = Arc::new(settings);
+        let alerts = store.alert_writer(settings.clone(), clock.clone());
         AppState {
             store,
-            settings: Arc::new(settings),
+            settings,
             clock,
             limits,
             metrics: Arc::new(Metrics::default()),
+            alerts,
         }
     }
 

@@ -83,58 +83,7 @@ fn title(summary: &str) -> String {
 }
 
 impl Store {
-    /// Applies one normalized event from `key`'s service.
-    pub async fn record_alert(
-        &self,
-        settings: &IncidentSettings,
-        key: &IntegrationKey,
-        ev: &AlertEvent,
-        raw: &str,
-        now: Timestamp,
-    ) -> Result<AlertOutcome, StoreError> {
-        let mut out = self.record_alerts(settings, key, &[(ev, raw)], now).await?;
-        Ok(out.pop().unwrap_or(AlertOutcome::Dropped))
-    }
-
-    /// Applies several events in one transaction: all are committed, or none.
-    /// Retries once when a concurrent trigger opened the same alert first (PostgreSQL).
-    pub async fn record_alerts(
-        &self,
-        settings: &IncidentSettings,
-        key: &IntegrationKey,
-        events: &[(&AlertEvent, &str)],
-        now: Timestamp,
-    ) -> Result<Vec<AlertOutcome>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let mut w = self.write().await?;
-            let mut outcomes = Vec::with_capacity(events.len());
-            let mut failed = None;
-            for (ev, raw) in events {
-                match self.apply_alert(&mut w, settings, key, ev, raw, now).await {
-                    Ok(o) => outcomes.push(o),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            match failed {
-                None => {
-                    w.commit().await?;
-                    return Ok(outcomes);
-                }
-                Some(StoreError::Database(sqlx::Error::Database(d)))
-                    if d.is_unique_violation() && attempt == 0 =>
-                {
-                    attempt += 1;
-                }
-                Some(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn apply_alert(
+    pub(crate) async fn apply_alert(
         &self,
         w: &mut WriteTx,
         settings: &IncidentSettings,

@@ -28,6 +28,9 @@ pub enum StoreError {
         /// Explanation.
         message: String,
     },
+    /// The write did not happen and may be retried (a batch failed to commit).
+    #[error("{0}")]
+    Unavailable(String),
     /// The store is misconfigured.
     #[error("{0}")]
     Config(String),

@@ -6,6 +6,7 @@
 //! one log in the same transaction.
 
 mod alerts;
+mod batch;
 mod directory;
 mod error;
 mod events;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use alerts::{AlertOutcome, MAX_RAW};
+pub use batch::AlertWriter;
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;

@@ -97,17 +97,14 @@ async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request
         Ok(None) => return refused(StatusCode::BAD_REQUEST, vec!["Invalid routing key".into()]),
         Err(e) => return internal(e.to_string()),
     };
-    let raw = String::from_utf8_lossy(&body);
-    match state
-        .store
-        .record_alert(&state.settings, &key, &parsed.event, &raw, state.now())
-        .await
-    {
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    let dedup_key = parsed.event.dedup_key.as_str().to_string();
+    match state.alerts.submit(key, vec![(parsed.event, raw)]).await {
         Ok(_) => {
             let body = Accepted {
                 status: "success",
                 message: "Event processed",
-                dedup_key: parsed.event.dedup_key.as_str().to_string(),
+                dedup_key,
             };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }

@@ -45,16 +45,14 @@ async fn receive(
         .ok_or(ApiError::BadIntegrationKey)?;
     let body = read_body(req, MAX_BODY).await?;
     let parsed = alertmanager::parse(&body, flavor)?;
-    let events: Vec<_> = parsed.iter().map(|p| (&p.event, p.raw.as_str())).collect();
-    state
-        .store
-        .record_alerts(&state.settings, &key, &events, state.now())
-        .await?;
+    let count = parsed.len();
+    let events = parsed.into_iter().map(|p| (p.event, p.raw)).collect();
+    state.alerts.submit(key, events).await?;
     Ok((
         StatusCode::OK,
         Json(Processed {
             status: "success",
-            alerts: parsed.len(),
+            alerts: count,
         }),
     ))
 }
