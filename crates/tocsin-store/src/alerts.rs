@@ -96,6 +96,18 @@ impl Store {
             user_id: None,
             name: format!("{} ({})", key.name, ev.integration),
         };
+        let now_ms = to_millis(now);
+        // The common case first: a repeat trigger of an open alert is one UPDATE.
+        if ev.action == AlertAction::Trigger {
+            if let Some(id) = self
+                .count_repeat(w, key.service_id, ev, raw, now_ms)
+                .await?
+            {
+                self.alert_event(w, now, &actor, id, None, "alert.repeated", ev)
+                    .await?;
+                return Ok(AlertOutcome::Repeated { alert_id: id });
+            }
+        }
         let open = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND status <> 'resolved'{}",
             self.for_update()
@@ -106,7 +118,6 @@ impl Store {
         .await?
         .map(|r| alert(&r))
         .transpose()?;
-        let now_ms = to_millis(now);
         match (ev.action, open) {
             (AlertAction::Trigger, None) => {
                 let sev_index = ev
@@ -152,35 +163,9 @@ impl Store {
                 })
             }
             (AlertAction::Trigger, Some(a)) => {
-                // A repeat updates what it says and keeps what it does not mention.
-                let mut labels = a.labels.clone();
-                labels.extend(ev.labels.clone());
-                let details = if ev.details.is_null() {
-                    a.details.clone()
-                } else {
-                    ev.details.clone()
-                };
-                let links = if ev.links.is_empty() {
-                    a.links.clone()
-                } else {
-                    ev.links.clone()
-                };
-                sqlx::query(
-                    "UPDATE alerts SET count = count + 1, last_seen = $1, severity = $2, summary = $3, source = $4, \
-                     labels = $5, details = $6, links = $7, raw = $8 WHERE id = $9",
-                )
-                .bind(now_ms)
-                .bind(ev.severity.as_str())
-                .bind(&ev.summary)
-                .bind(&ev.source)
-                .bind(Value::Object(labels).to_string())
-                .bind(details.to_string())
-                .bind(json!(links).to_string())
-                .bind(bounded(raw))
-                .bind(a.id)
-                .execute(&mut *w.tx)
-                .await?;
-                // Repeats are in the log but not on the incident's timeline: they are noise there.
+                // Opened between the UPDATE above and the SELECT (another node): count it now.
+                self.count_repeat(w, key.service_id, ev, raw, now_ms)
+                    .await?;
                 self.alert_event(w, now, &actor, a.id, None, "alert.repeated", ev)
                     .await?;
                 Ok(AlertOutcome::Repeated { alert_id: a.id })
@@ -233,6 +218,43 @@ impl Store {
                 })
             }
         }
+    }
+
+    // A repeat updates what it says and keeps what it does not mention: summary,
+    // severity and source always; labels merged; details and links only when given.
+    async fn count_repeat(
+        &self,
+        w: &mut WriteTx,
+        service_id: i64,
+        ev: &AlertEvent,
+        raw: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let details = (!ev.details.is_null()).then(|| ev.details.to_string());
+        let links = (!ev.links.is_empty()).then(|| json!(ev.links).to_string());
+        let labels = (!ev.labels.is_empty()).then(|| Value::Object(ev.labels.clone()).to_string());
+        let merge = match self.backend {
+            crate::Backend::Sqlite => "json_patch(labels, $5)",
+            crate::Backend::Postgres => "(labels::jsonb || $5::jsonb)::text",
+        };
+        let id: Option<i64> = sqlx::query_scalar(&format!(
+            "UPDATE alerts SET count = count + 1, last_seen = $1, severity = $2, summary = $3, source = $4, \
+             labels = COALESCE({merge}, labels), details = COALESCE($6, details), links = COALESCE($7, links), raw = $8 \
+             WHERE service_id = $9 AND dedup_key = $10 AND status <> 'resolved' RETURNING id"
+        ))
+        .bind(now_ms)
+        .bind(ev.severity.as_str())
+        .bind(&ev.summary)
+        .bind(&ev.source)
+        .bind(labels)
+        .bind(details)
+        .bind(links)
+        .bind(bounded(raw))
+        .bind(service_id)
+        .bind(ev.dedup_key.as_str())
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        Ok(id)
     }
 
     // The incident follows its alerts: an acknowledged alert acknowledges a

@@ -79,6 +79,15 @@ pub struct Store {
     // SQLite allows one writer; taking this before BEGIN means writers queue here
     // instead of failing with SQLITE_BUSY on a read-to-write upgrade.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    // Integration keys by hash, so inbound events skip a query; see secrets.rs.
+    key_cache: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                String,
+                (tocsin_core::model::IntegrationKey, std::time::Instant),
+            >,
+        >,
+    >,
 }
 
 impl Store {
@@ -122,6 +131,7 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            key_cache: Arc::default(),
         })
     }
 

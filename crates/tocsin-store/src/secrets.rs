@@ -315,6 +315,10 @@ impl Store {
         )
         .await?;
         w.commit().await?;
+        // After the commit, so a lookup racing the revocation cannot cache the key again.
+        if let Ok(mut cache) = self.key_cache.lock() {
+            cache.retain(|_, (cached, _)| cached.id != id);
+        }
         Ok(IntegrationKey {
             revoked_at: Some(now),
             ..k
@@ -322,19 +326,43 @@ impl Store {
     }
 
     /// The live integration key behind a secret, for inbound alert sources.
+    ///
+    /// Found keys are cached for [`KEY_CACHE_TTL`]: revoking on this node takes
+    /// effect at once, on another node sharing PostgreSQL within the TTL.
     pub async fn integration_key_by_secret(
         &self,
         secret: &str,
     ) -> Result<Option<IntegrationKey>, StoreError> {
+        let hash = hash_secret(secret);
+        if let Some((k, at)) = self
+            .key_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&hash).cloned())
+        {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(k));
+            }
+        }
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM integration_keys WHERE key_hash = $1 AND revoked_at IS NULL"
         ))
-        .bind(hash_secret(secret))
+        .bind(&hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(key).transpose()
+        let found = row.as_ref().map(key).transpose()?;
+        if let (Some(k), Ok(mut cache)) = (&found, self.key_cache.lock()) {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (k.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
     }
 }
+
+/// How long a found integration key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn insert_token(
     w: &mut WriteTx,
