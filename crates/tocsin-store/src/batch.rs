@@ -129,6 +129,7 @@ impl Store {
             }
             match failed {
                 None => {
+                    self.record_repeats(w, &job.key, &outcomes, now).await?;
                     sqlx::query("RELEASE SAVEPOINT tocsin_job")
                         .execute(&mut *w.tx)
                         .await?;
@@ -150,5 +151,47 @@ impl Store {
             }
         }
         Ok(Err(StoreError::Unavailable("retry limit".into())))
+    }
+}
+
+impl Store {
+    // Repeats change only counters: one event per notification lists them, which
+    // keeps the log complete without writing a row per repeated alert.
+    async fn record_repeats(
+        &self,
+        w: &mut WriteTx,
+        key: &IntegrationKey,
+        outcomes: &[AlertOutcome],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                AlertOutcome::Repeated { alert_id } => Some(*alert_id),
+                _ => None,
+            })
+            .collect();
+        let Some(first) = ids.first().copied() else {
+            return Ok(());
+        };
+        let actor = crate::events::Actor {
+            user_id: None,
+            name: format!("{} (integration key)", key.name),
+        };
+        let data = serde_json::json!({ "alert_ids": ids, "service_id": key.service_id });
+        crate::events::append(
+            w,
+            crate::events::NewEvent {
+                at: now,
+                actor: &actor,
+                entity: "alert",
+                entity_id: first,
+                incident_id: None,
+                kind: "alert.repeated",
+                data,
+            },
+        )
+        .await?;
+        Ok(())
     }
 }

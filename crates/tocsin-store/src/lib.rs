@@ -116,9 +116,11 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // Checkpoints run in the background (below), never inside a commit.
                         let pragmas = format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA wal_autocheckpoint = 0;"
                         );
                         conn.execute(sqlx::raw_sql(&pragmas)).await?;
                     }
@@ -127,6 +129,9 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
+        if backend == Backend::Sqlite {
+            spawn_checkpointer(pool.clone());
+        }
         Ok(Store {
             pool,
             backend,
@@ -190,6 +195,35 @@ impl Store {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+}
+
+// A PASSIVE checkpoint copies what it can without waiting for or blocking
+// writers, so the WAL stays small without a commit ever stalling on it.
+fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            let passive: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&pool)
+                    .await;
+            match passive {
+                // Readers kept the WAL from being copied for long: make room, briefly waiting.
+                Ok((_, wal_pages, _)) if wal_pages > 16_384 => {
+                    let _ = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                        .execute(&pool)
+                        .await;
+                }
+                Ok(_) => {}
+                Err(_) if pool.is_closed() => break,
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
+    });
 }
 
 /// Hides the password in a database URL for logs and errors.

@@ -1,5 +1,6 @@
 //! `tocsin`: the server and its command-line client in one binary.
 
+mod bench;
 mod client;
 mod config;
 mod serve;
@@ -22,6 +23,8 @@ enum Command {
     Migrate(config::ServerArgs),
     /// Print a new admin token, reading the database directly (break-glass access).
     AdminToken(config::ServerArgs),
+    /// Load generator: send alerts to a server on this machine and report throughput and latency.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -34,6 +37,7 @@ async fn main() {
         Command::Migrate(args) => run_server(args, Mode::Migrate).await,
         Command::AdminToken(args) => run_server(args, Mode::AdminToken).await,
         Command::Client(c) => client::run(c).await,
+        Command::Bench(args) => bench::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
