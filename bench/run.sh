@@ -40,11 +40,14 @@ AM_URL="http://127.0.0.1:$AM_PORT"
 
 run() { echo "== $1"; shift; "$BIN" bench --seconds "$SECONDS_EACH" "$@"; }
 echo "machine: $(nproc) cores, $(uname -r); tocsin $(git rev-parse --short HEAD); $(prometheus-alertmanager --version 2>&1 | head -1)"
-run "Tocsin, single events (PagerDuty Events v2), 1000 alert identities" --scenario pagerduty --url "$URL" --key "$PD_KEY" --connections 64
-run "Alertmanager, single alerts (POST /api/v2/alerts)" --scenario alertmanager-api --url "$AM_URL" --batch 1 --connections 64
+for round in 1 2 3; do
+  run "Tocsin, single events (PagerDuty Events v2), 1000 alert identities, round $round" --scenario pagerduty --url "$URL" --key "$PD_KEY" --connections 64
+  run "Alertmanager, single alerts (POST /api/v2/alerts), round $round" --scenario alertmanager-api --url "$AM_URL" --batch 1 --connections 64
+done
 run "Tocsin, 100 alerts per request (Alertmanager webhook)" --scenario alertmanager-webhook --url "$URL" --key "$AM_KEY" --batch 100 --connections 16
 run "Alertmanager, 100 alerts per request (POST /api/v2/alerts)" --scenario alertmanager-api --url "$AM_URL" --batch 100 --connections 16
-run "Tocsin, latency at 5,000 events/s (open loop)" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
+run "Tocsin, latency at 5,000 events/s (open loop), cold: the first 1000 open new alerts and incidents" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
+run "Tocsin, latency at 5,000 events/s (open loop), warm: the same 1000 alerts repeating" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
 echo "== Resident memory with 100,000 active alerts"
 "$BIN" bench --scenario alertmanager-webhook --url "$URL" --key "$MEM_KEY" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
 "$BIN" bench --scenario alertmanager-api --url "$AM_URL" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
