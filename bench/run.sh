@@ -17,7 +17,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 TOCSIN_PORT=$(free_port)
-"$BIN" serve --listen "127.0.0.1:$TOCSIN_PORT" --data-dir "$WORK/tocsin" --log-level warn 2> "$WORK/tocsin.err" &
+"$BIN" serve --listen "127.0.0.1:$TOCSIN_PORT" --data-dir "$WORK/tocsin" --log-level warn --ingest-rate-per-key 0 2> "$WORK/tocsin.err" &
 TOCSIN_PID=$!; PIDS+=("$TOCSIN_PID")
 for _ in $(seq 100); do grep -q "listening" "$WORK/tocsin.err" && break; sleep 0.1; done
 TOKEN=$(grep -o 'TOCSIN_TOKEN=.*' "$WORK/tocsin.err" | cut -d= -f2)

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// An inbound source used an unknown or revoked integration key.
     #[error("unknown or revoked integration key")]
     BadIntegrationKey,
+    /// An integration is over its rate limit; retry after this many seconds.
+    #[error("too many events for this integration; retry after {0} s")]
+    RateLimited(u64),
     /// Authenticated, but the role does not allow this.
     #[error("this needs the {needed} role; your token has {have}")]
     Forbidden {
@@ -87,6 +90,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             BadIntegrationKey => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -127,7 +131,14 @@ impl IntoResponse for ApiError {
                 field,
             },
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(wait) = self {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
     }
 }
 

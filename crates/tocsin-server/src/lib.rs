@@ -4,7 +4,7 @@
 pub(crate) mod api;
 pub mod error;
 pub mod extract;
-mod ingest;
+pub mod ingest;
 pub mod metrics;
 mod ops;
 pub mod password;

@@ -15,6 +15,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest attachment, bytes.
     pub max_attachment_bytes: usize,
+    /// Inbound events allowed per integration key.
+    pub ingest_rate: crate::ingest::limit::RateLimit,
 }
 
 impl Default for Limits {
@@ -22,6 +24,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
+            ingest_rate: Default::default(),
         }
     }
 }
@@ -41,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Group-commit writer for inbound alerts.
     pub alerts: AlertWriter,
+    /// Per-integration-key rate limits.
+    pub limiter: Arc<crate::ingest::limit::Limiter>,
 }
 
 impl AppState {
@@ -61,6 +66,7 @@ impl AppState {
             limits,
             metrics: Arc::new(Metrics::default()),
             alerts,
+            limiter: Arc::default(),
         }
     }
 

@@ -51,6 +51,12 @@ pub struct ServerArgs {
     /// SQLite sync: `full` survives power loss, `normal` only a crash [default: full].
     #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_parser = parse_sync)]
     pub sqlite_synchronous: Option<SqliteSync>,
+    /// Inbound events per second allowed per integration key; 0 = unlimited [default: 1000].
+    #[arg(long, env = "TOCSIN_INGEST_RATE_PER_KEY")]
+    pub ingest_rate_per_key: Option<f64>,
+    /// Inbound events one integration key may send at once [default: 10000].
+    #[arg(long, env = "TOCSIN_INGEST_BURST_PER_KEY")]
+    pub ingest_burst_per_key: Option<f64>,
     /// Email of the first admin, created on first start [default: admin@localhost].
     #[arg(long, env = "TOCSIN_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -76,6 +82,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     max_attachment_bytes: Option<usize>,
     sqlite_synchronous: Option<SqliteSync>,
+    ingest_rate_per_key: Option<f64>,
+    ingest_burst_per_key: Option<f64>,
     admin_email: Option<String>,
     #[serde(default)]
     incident: IncidentSettings,
@@ -100,6 +108,10 @@ pub struct Config {
     pub max_attachment_bytes: usize,
     /// SQLite sync mode.
     pub sqlite_synchronous: SqliteSync,
+    /// Inbound events per second per integration key (0: unlimited).
+    pub ingest_rate_per_key: f64,
+    /// Inbound burst per integration key.
+    pub ingest_burst_per_key: f64,
     /// First admin's email.
     pub admin_email: String,
     /// Incident settings.
@@ -147,6 +159,14 @@ impl Config {
                 .sqlite_synchronous
                 .or(file.sqlite_synchronous)
                 .unwrap_or_default(),
+            ingest_rate_per_key: args
+                .ingest_rate_per_key
+                .or(file.ingest_rate_per_key)
+                .unwrap_or(1000.0),
+            ingest_burst_per_key: args
+                .ingest_burst_per_key
+                .or(file.ingest_burst_per_key)
+                .unwrap_or(10_000.0),
             admin_email: args
                 .admin_email
                 .clone()
@@ -154,6 +174,9 @@ impl Config {
                 .unwrap_or_else(|| "admin@localhost".into()),
             incident: file.incident,
         };
+        if config.ingest_rate_per_key < 0.0 || config.ingest_burst_per_key < 1.0 {
+            bail!("ingest_rate_per_key must be at least 0 and ingest_burst_per_key at least 1");
+        }
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }

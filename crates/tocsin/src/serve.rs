@@ -99,9 +99,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let ingest_rate = tocsin_server::ingest::limit::RateLimit {
+        per_second: config.ingest_rate_per_key,
+        burst: config.ingest_burst_per_key,
+    };
     let limits = Limits {
         max_body_bytes: config.max_body_bytes,
         max_attachment_bytes: config.max_attachment_bytes,
+        ingest_rate,
     };
     let state = AppState::new(store.clone(), config.incident.clone(), clock, limits);
     tracing::info!(%addr, database = %redact(&config.database), "tocsin listening");

@@ -1,6 +1,7 @@
 //! Inbound alert sources, each compatible with the API its senders already speak.
 //! They authenticate with a service's integration key, not with a user's token.
 
+pub mod limit;
 mod pagerduty;
 mod webhook;
 

@@ -56,7 +56,8 @@ fn refused(status: StatusCode, errors: Vec<String>) -> Response {
 /// Authenticated by `routing_key`: a service's integration key.
 #[utoipa::path(post, path = "/v2/enqueue", tag = "ingest",
     request_body(content = Object, description = "A PagerDuty Events API v2 event", content_type = "application/json"),
-    responses((status = 202, body = Accepted), (status = 400, body = Refused), (status = 413, body = Refused)))]
+    responses((status = 202, body = Accepted), (status = 400, body = Refused), (status = 413, body = Refused),
+        (status = 429, description = "Over the integration's rate limit; see Retry-After")))]
 async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
     let json = headers
         .get(CONTENT_TYPE)
@@ -97,6 +98,19 @@ async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request
         Ok(None) => return refused(StatusCode::BAD_REQUEST, vec!["Invalid routing key".into()]),
         Err(e) => return internal(e.to_string()),
     };
+    if let Err(wait) = state
+        .limiter
+        .charge(state.limits.ingest_rate, key.id, 1, state.now())
+    {
+        let body = serde_json::json!({ "status": "throttle event",
+            "message": "Requests for this integration are arriving too quickly. Please retry later." });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, wait.to_string())],
+            Json(body),
+        )
+            .into_response();
+    }
     let raw = String::from_utf8_lossy(&body).into_owned();
     let dedup_key = parsed.event.dedup_key.as_str().to_string();
     match state.alerts.submit(key, vec![(parsed.event, raw)]).await {

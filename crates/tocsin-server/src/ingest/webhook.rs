@@ -46,6 +46,10 @@ async fn receive(
     let body = read_body(req, MAX_BODY).await?;
     let parsed = alertmanager::parse(&body, flavor)?;
     let count = parsed.len();
+    state
+        .limiter
+        .charge(state.limits.ingest_rate, key.id, count, state.now())
+        .map_err(ApiError::RateLimited)?;
     let events = parsed.into_iter().map(|p| (p.event, p.raw)).collect();
     state.alerts.submit(key, events).await?;
     Ok((
@@ -62,7 +66,7 @@ async fn receive(
 #[utoipa::path(post, path = "/integrations/alertmanager/{key}", tag = "ingest",
     params(("key" = String, Path, description = "The service's integration key")),
     request_body(content = Object, description = "Alertmanager webhook payload, version 4", content_type = "application/json"),
-    responses((status = 200, body = Processed), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
+    responses((status = 200, body = Processed), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 413, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 async fn alertmanager_webhook(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -75,7 +79,7 @@ async fn alertmanager_webhook(
 #[utoipa::path(post, path = "/integrations/grafana/{key}", tag = "ingest",
     params(("key" = String, Path, description = "The service's integration key")),
     request_body(content = Object, description = "Grafana webhook contact point payload", content_type = "application/json"),
-    responses((status = 200, body = Processed), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
+    responses((status = 200, body = Processed), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 413, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 async fn grafana_webhook(
     State(state): State<AppState>,
     Path(key): Path<String>,

@@ -149,6 +149,7 @@ async fn limits_are_configurable(db: Db) {
     let limits = Limits {
         max_body_bytes: 2048,
         max_attachment_bytes: 100,
+        ..Limits::default()
     };
     let Some(app) = spawn_app_with(db, test_settings(), limits).await else {
         return;

@@ -530,3 +530,86 @@ crate::both_backends!(
     grafana_contact_point_payload,
     webhook_refusals_store_nothing
 );
+
+async fn rate_limits_per_integration_key(db: crate::support::Db) {
+    let limits = tocsin_server::Limits {
+        ingest_rate: tocsin_server::ingest::limit::RateLimit {
+            per_second: 10.0,
+            burst: 20.0,
+        },
+        ..tocsin_server::Limits::default()
+    };
+    let Some(app) =
+        crate::support::spawn_app_with(db, crate::support::test_settings(), limits).await
+    else {
+        return;
+    };
+    let (_, key) = service_with_key(&app, "noisy").await;
+    let (_, other) = service_with_key(&app, "quiet").await;
+    for i in 0..20 {
+        assert_eq!(
+            enqueue(&app, trigger(&key, &format!("k{i}"), "s", "info"))
+                .await
+                .status,
+            StatusCode::ACCEPTED
+        );
+    }
+    let before = app.counts().await;
+    let r = enqueue(&app, trigger(&key, "k20", "s", "info")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.body["status"], "throttle event");
+    assert_eq!(
+        app.counts().await,
+        before,
+        "a throttled event stores nothing"
+    );
+    // Other keys are not affected.
+    assert_eq!(
+        enqueue(&app, trigger(&other, "k", "s", "info"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    // A notification is charged per alert: 15 alerts need 15 tokens.
+    let am = |n: usize| {
+        let alerts: Vec<Value> = (0..n).map(|i| json!({ "status": "firing", "labels": { "alertname": format!("a{i}") }, "fingerprint": format!("f{i}") })).collect();
+        serde_json::to_vec(&json!({ "alerts": alerts })).unwrap()
+    };
+    let path = format!("/integrations/alertmanager/{key}");
+    let r = app
+        .raw(Method::POST, &path, None, "application/json", am(15))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.headers["retry-after"], "2");
+    // Tokens come back with time (the injected clock), not with waiting.
+    app.clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(
+        app.raw(Method::POST, &path, None, "application/json", am(15))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        enqueue(&app, trigger(&key, "k21", "s", "info"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+}
+
+mod rate_limits {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::rate_limits_per_integration_key(crate::support::Db::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::rate_limits_per_integration_key(crate::support::Db::Postgres).await;
+    }
+}
