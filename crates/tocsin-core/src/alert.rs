@@ -243,3 +243,40 @@ mod tests {
         assert_eq!(AlertSeverity::parse("fatal"), None);
     }
 }
+
+/// A change (deploy, config update, …) reported on a service: context for responders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeEvent {
+    /// Change id.
+    pub id: i64,
+    /// Service it happened on.
+    pub service_id: i64,
+    /// What changed.
+    pub summary: String,
+    /// Where it happened.
+    pub source: String,
+    /// When it happened (the sender's timestamp, else when it arrived).
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// When it arrived.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// Free-form details.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// Links.
+    pub links: Vec<AlertLink>,
+}
+
+/// A change as a source reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChange {
+    /// What changed.
+    pub summary: String,
+    /// Where it happened.
+    pub source: String,
+    /// The sender's timestamp, if any.
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Free-form details.
+    pub details: Value,
+    /// Links.
+    pub links: Vec<AlertLink>,
+}

@@ -9,7 +9,7 @@
 use rand::Rng;
 use serde_json::{Map, Value};
 use tocsin_core::alert::{
-    AlertAction, AlertEvent, AlertLink, AlertSeverity, DedupKey, MAX_SUMMARY,
+    AlertAction, AlertEvent, AlertLink, AlertSeverity, DedupKey, NewChange, MAX_SUMMARY,
 };
 
 /// PagerDuty's payload limit.
@@ -94,10 +94,67 @@ fn links(top: &Map<String, Value>, errors: &mut Vec<String>) -> Vec<AlertLink> {
     out
 }
 
-fn valid_timestamp(s: &str) -> bool {
+fn parse_timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     // PagerDuty's own example uses +0000 (no colon), which RFC 3339 does not allow.
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        || chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").is_ok()
+    chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn valid_timestamp(s: &str) -> bool {
+    parse_timestamp(s).is_some()
+}
+
+/// Parses a `/v2/change/enqueue` body: `routing_key`, `payload.summary` (required,
+/// at most 1024 characters), `payload.source`, `payload.timestamp`,
+/// `payload.custom_details` and `links`.
+pub fn parse_change(body: &[u8]) -> Result<(String, NewChange), Rejection> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| Rejection(vec![format!("Invalid JSON: {e}")]))?;
+    let Value::Object(top) = value else {
+        return Err(Rejection(vec!["The event must be a JSON object".into()]));
+    };
+    let mut errors = Vec::new();
+    let routing_key = text(&top, "routing_key", &mut errors, true).map(str::to_string);
+    let mut change = NewChange {
+        summary: String::new(),
+        source: String::new(),
+        occurred_at: None,
+        details: Value::Null,
+        links: Vec::new(),
+    };
+    match top.get("payload") {
+        Some(Value::Object(p)) => {
+            if let Some(s) = text(p, "summary", &mut errors, true) {
+                if s.chars().count() > MAX_SUMMARY {
+                    errors.push(format!(
+                        "'payload.summary' must be at most {MAX_SUMMARY} characters"
+                    ));
+                }
+                change.summary = s.to_string();
+            }
+            change.source = text(p, "source", &mut errors, false)
+                .unwrap_or("")
+                .to_string();
+            if let Some(ts) = text(p, "timestamp", &mut errors, false) {
+                change.occurred_at = parse_timestamp(ts);
+                if change.occurred_at.is_none() {
+                    errors.push(format!(
+                        "'payload.timestamp' is not an ISO 8601 time: '{ts}'"
+                    ));
+                }
+            }
+            change.details = p.get("custom_details").cloned().unwrap_or(Value::Null);
+        }
+        Some(_) => errors.push("'payload' must be an object".into()),
+        None => errors.push("'payload' is missing; a change needs payload.summary".into()),
+    }
+    change.links = links(&top, &mut errors);
+    match (errors.is_empty(), routing_key) {
+        (true, Some(k)) => Ok((k, change)),
+        _ => Err(Rejection(errors)),
+    }
 }
 
 /// A dedup key for a trigger that brought none: always a new alert.
@@ -261,6 +318,27 @@ mod tests {
         let (a, b) = (parse(body).unwrap(), parse(body).unwrap());
         assert_eq!(a.event.dedup_key.as_str().len(), 32);
         assert_ne!(a.event.dedup_key, b.event.dedup_key);
+    }
+
+    #[test]
+    fn change_events_as_documented() {
+        let body = br#"{"routing_key": "samplekeyhere",
+          "payload": {"summary": "Build Success: Increase snapshot create timeout to 30 seconds",
+            "timestamp": "2020-07-17T08:42:58.315+0000", "source": "acme-build-pipeline-tool-default-i-9999",
+            "custom_details": {"build_state": "passed", "build_number": "2", "run_time": "1236s"}},
+          "links": [{"href": "https://acme.pagerduty.dev/build/2", "text": "View more details in Acme!"}]}"#;
+        let (key, c) = parse_change(body).unwrap();
+        assert_eq!(key, "samplekeyhere");
+        assert_eq!(
+            c.occurred_at.unwrap().to_rfc3339(),
+            "2020-07-17T08:42:58.315+00:00"
+        );
+        assert_eq!(c.details["build_number"], "2");
+        assert_eq!(c.links[0].href, "https://acme.pagerduty.dev/build/2");
+        let e = parse_change(br#"{"payload": {"timestamp": "later"}}"#)
+            .unwrap_err()
+            .0;
+        assert_eq!(e.len(), 3, "{e:?}");
     }
 
     #[test]

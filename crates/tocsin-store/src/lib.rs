@@ -7,6 +7,7 @@
 
 mod alerts;
 mod batch;
+mod changes;
 mod directory;
 mod error;
 mod events;
@@ -175,6 +176,7 @@ impl Store {
             "incident_search",
             "counters",
             "alerts",
+            "change_events",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

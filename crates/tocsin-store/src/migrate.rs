@@ -8,6 +8,10 @@ use crate::{Backend, Store, StoreError};
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, include_str!("../migrations/sqlite/0002_alerts.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_change_events.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -15,6 +19,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0001_foundation.sql"),
     ),
     (2, include_str!("../migrations/postgres/0002_alerts.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_change_events.sql"),
+    ),
 ];
 
 // Any constant works; it only has to be the same on every node.

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tocsin_core::alert::{Alert, AlertStatus};
+use tocsin_core::alert::{Alert, AlertStatus, ChangeEvent};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +17,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_alerts))
         .routes(routes!(get_alert))
+        .routes(routes!(service_changes))
+        .routes(routes!(incident_changes))
 }
 
 /// Filters and paging for alerts.
@@ -103,4 +105,47 @@ async fn get_alert(
 ) -> ApiResult<Json<AlertDetail>> {
     let (alert, raw) = state.store.alert(path_id("id", &id)?).await?;
     Ok(Json(AlertDetail { alert, raw }))
+}
+
+/// Changes reported on a service, newest first (at most 100).
+#[utoipa::path(get, path = "/api/v1/services/{id}/changes", tag = "alerts", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<ChangeEvent>), (status = 404, body = ErrorResponse)), security(("token" = ["viewer"])))]
+async fn service_changes(
+    State(state): State<AppState>,
+    _c: AsViewer,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ChangeEvent>>> {
+    let id = path_id("id", &id)?;
+    state.store.service(id).await?;
+    let (first, last) = (
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    );
+    Ok(Json(state.store.changes(&[id], first, last, 100).await?))
+}
+
+/// Changes on the incident's services from an hour before it began until it was
+/// resolved (or now): the usual suspects.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/changes", tag = "alerts",
+    params(("id" = String, Path, description = "INC-42 or 42")),
+    responses((status = 200, body = Vec<ChangeEvent>), (status = 404, body = ErrorResponse)), security(("token" = ["viewer"])))]
+async fn incident_changes(
+    State(state): State<AppState>,
+    _c: AsViewer,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ChangeEvent>>> {
+    let inc = state
+        .store
+        .incident(super::incidents::incident_id(&id)?)
+        .await?;
+    let began = inc
+        .occurred_at
+        .or(inc.detected_at)
+        .unwrap_or(inc.created_at)
+        .min(inc.created_at);
+    let from = began - chrono::Duration::hours(1);
+    let to = inc.resolved_at.unwrap_or_else(|| state.now()) + chrono::Duration::milliseconds(1);
+    Ok(Json(
+        state.store.changes(&inc.service_ids, from, to, 100).await?,
+    ))
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use tocsin_core::model::IntegrationKey;
 use tocsin_ingest::pagerduty::{self, MAX_BODY};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +19,9 @@ use crate::extract::read_body;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(enqueue))
+    OpenApiRouter::new()
+        .routes(routes!(enqueue))
+        .routes(routes!(change_enqueue))
 }
 
 /// PagerDuty's answer to an accepted event.
@@ -28,8 +31,9 @@ pub(crate) struct Accepted {
     status: &'static str,
     /// `Event processed`.
     message: &'static str,
-    /// The alert's dedup key (generated when the trigger had none).
-    dedup_key: String,
+    /// The alert's dedup key (generated when the trigger had none); absent for changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_key: Option<String>,
 }
 
 /// PagerDuty's answer to a refused event.
@@ -52,13 +56,8 @@ fn refused(status: StatusCode, errors: Vec<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Send an alert event (trigger, acknowledge or resolve), PagerDuty Events API v2.
-/// Authenticated by `routing_key`: a service's integration key.
-#[utoipa::path(post, path = "/v2/enqueue", tag = "ingest",
-    request_body(content = Object, description = "A PagerDuty Events API v2 event", content_type = "application/json"),
-    responses((status = 202, body = Accepted), (status = 400, body = Refused), (status = 413, body = Refused),
-        (status = 429, description = "Over the integration's rate limit; see Retry-After")))]
-async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
+// The steps both endpoints share: JSON content type, the 512 KB limit.
+async fn json_body(headers: &HeaderMap, req: Request) -> Result<axum::body::Bytes, Response> {
     let json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -70,33 +69,32 @@ async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request
                 .eq_ignore_ascii_case("application/json")
         });
     if !json {
-        return refused(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             vec!["Content-Type must be application/json".into()],
-        );
+        ));
     }
-    let body = match read_body(req, MAX_BODY).await {
-        Ok(b) => b,
-        Err(ApiError::TooLarge(_)) => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                vec!["The event is larger than the 512 KB limit".into()],
-            )
-        }
-        Err(e) => return refused(StatusCode::BAD_REQUEST, vec![e.to_string()]),
-    };
-    let parsed = match pagerduty::parse(&body) {
-        Ok(p) => p,
-        Err(r) => return refused(StatusCode::BAD_REQUEST, r.0),
-    };
-    let key = match state
-        .store
-        .integration_key_by_secret(&parsed.routing_key)
-        .await
-    {
+    match read_body(req, MAX_BODY).await {
+        Ok(b) => Ok(b),
+        Err(ApiError::TooLarge(_)) => Err(refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec!["The event is larger than the 512 KB limit".into()],
+        )),
+        Err(e) => Err(refused(StatusCode::BAD_REQUEST, vec![e.to_string()])),
+    }
+}
+
+// The routing key's integration, charged one event against its rate limit.
+async fn integration(state: &AppState, routing_key: &str) -> Result<IntegrationKey, Response> {
+    let key = match state.store.integration_key_by_secret(routing_key).await {
         Ok(Some(k)) => k,
-        Ok(None) => return refused(StatusCode::BAD_REQUEST, vec!["Invalid routing key".into()]),
-        Err(e) => return internal(e.to_string()),
+        Ok(None) => {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                vec!["Invalid routing key".into()],
+            ))
+        }
+        Err(e) => return Err(internal(e.to_string())),
     };
     if let Err(wait) = state
         .limiter
@@ -104,28 +102,88 @@ async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request
     {
         let body = serde_json::json!({ "status": "throttle event",
             "message": "Requests for this integration are arriving too quickly. Please retry later." });
-        return (
+        return Err((
             StatusCode::TOO_MANY_REQUESTS,
             [(axum::http::header::RETRY_AFTER, wait.to_string())],
             Json(body),
         )
-            .into_response();
+            .into_response());
     }
+    Ok(key)
+}
+
+/// Send an alert event (trigger, acknowledge or resolve), PagerDuty Events API v2.
+/// Authenticated by `routing_key`: a service's integration key.
+#[utoipa::path(post, path = "/v2/enqueue", tag = "ingest",
+    request_body(content = Object, description = "A PagerDuty Events API v2 event", content_type = "application/json"),
+    responses((status = 202, body = Accepted), (status = 400, body = Refused), (status = 413, body = Refused),
+        (status = 429, description = "Over the integration's rate limit; see Retry-After")))]
+async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
+    let body = match json_body(&headers, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match pagerduty::parse(&body) {
+        Ok(p) => p,
+        Err(r) => return refused(StatusCode::BAD_REQUEST, r.0),
+    };
+    let key = match integration(&state, &parsed.routing_key).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let raw = String::from_utf8_lossy(&body).into_owned();
     let dedup_key = parsed.event.dedup_key.as_str().to_string();
     match state.alerts.submit(key, vec![(parsed.event, raw)]).await {
-        Ok(_) => {
-            let body = Accepted {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(Accepted {
                 status: "success",
                 message: "Event processed",
-                dedup_key,
-            };
-            (StatusCode::ACCEPTED, Json(body)).into_response()
-        }
+                dedup_key: Some(dedup_key),
+            }),
+        )
+            .into_response(),
         Err(tocsin_store::StoreError::Invalid(i)) => refused(
             StatusCode::BAD_REQUEST,
             vec![format!("{}: {}", i.field, i.message)],
         ),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+/// Send a change event (a deploy, a configuration change), PagerDuty Events API v2.
+/// Shown on the service and on its incidents around that time.
+#[utoipa::path(post, path = "/v2/change/enqueue", tag = "ingest",
+    request_body(content = Object, description = "A PagerDuty Events API v2 change event", content_type = "application/json"),
+    responses((status = 202, body = Accepted), (status = 400, body = Refused), (status = 413, body = Refused),
+        (status = 429, description = "Over the integration's rate limit; see Retry-After")))]
+async fn change_enqueue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let body = match json_body(&headers, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (routing_key, change) = match pagerduty::parse_change(&body) {
+        Ok(p) => p,
+        Err(r) => return refused(StatusCode::BAD_REQUEST, r.0),
+    };
+    let key = match integration(&state, &routing_key).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match state.store.record_change(&key, &change, state.now()).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                status: "success",
+                message: "Change event processed",
+                dedup_key: None,
+            }),
+        )
+            .into_response(),
         Err(e) => internal(e.to_string()),
     }
 }

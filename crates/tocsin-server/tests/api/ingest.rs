@@ -613,3 +613,100 @@ mod rate_limits {
         super::rate_limits_per_integration_key(crate::support::Db::Postgres).await;
     }
 }
+
+async fn change_events_show_on_services_and_incidents(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "deploys").await;
+    let change = |summary: &str, ts: Option<&str>| {
+        let mut body = json!({ "routing_key": key, "payload": { "summary": summary, "source": "ci", "custom_details": { "build": 7 } },
+                               "links": [{ "href": "https://ci.example.com/7", "text": "Build 7" }] });
+        if let Some(t) = ts {
+            body["payload"]["timestamp"] = json!(t);
+        }
+        app.call(Method::POST, "/v2/change/enqueue", None, Some(body))
+    };
+    // Two hours before the incident: not a suspect. Ten minutes before: a suspect.
+    let r = change("Deploy checkout v41", Some("2025-12-31T22:00:00Z")).await;
+    assert_eq!(
+        (r.status, r.body["message"].as_str()),
+        (StatusCode::ACCEPTED, Some("Change event processed")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.get("dedup_key").is_none());
+    change("Deploy checkout v42", Some("2025-12-31T23:50:00.000+0000")).await;
+    let inc = app
+        .declare(json!({ "title": "Checkout errors", "service_ids": [svc] }))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    app.clock.advance(chrono::Duration::minutes(5));
+    change("Rollback to v41", None).await; // no timestamp: now
+    let other = app.declare(json!({ "title": "Elsewhere" })).await["id"]
+        .as_i64()
+        .unwrap();
+
+    let on_service = app
+        .get(&format!("/api/v1/services/{svc}/changes"))
+        .await
+        .body;
+    let summaries = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["summary"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        summaries(&on_service),
+        [
+            "Rollback to v41",
+            "Deploy checkout v42",
+            "Deploy checkout v41"
+        ]
+    );
+    assert_eq!(on_service[1]["details"]["build"], 7);
+    assert_eq!(on_service[1]["links"][0]["text"], "Build 7");
+    let on_incident = app
+        .get(&format!("/api/v1/incidents/{inc}/changes"))
+        .await
+        .body;
+    assert_eq!(
+        summaries(&on_incident),
+        ["Rollback to v41", "Deploy checkout v42"]
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{other}/changes"))
+            .await
+            .body,
+        json!([])
+    );
+
+    // Refusals are PagerDuty's and store nothing.
+    let before = app.counts().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/v2/change/enqueue",
+            None,
+            Some(json!({ "routing_key": key, "payload": { "source": "ci" } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["errors"][0].as_str().unwrap().contains("summary"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/v2/change/enqueue",
+            None,
+            Some(json!({ "routing_key": "nope", "payload": { "summary": "x" } })),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0], "Invalid routing key");
+    assert_eq!(app.counts().await, before);
+}
+
+crate::both_backends!(change_events_show_on_services_and_incidents);

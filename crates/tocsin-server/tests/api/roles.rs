@@ -140,10 +140,10 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
             }
         }
     }
-    // /v2/enqueue takes no token: it authenticates by the integration key in its body.
+    // The /v2/ endpoints take no token: they authenticate by the routing key in the body.
     assert_eq!(
-        public, 5,
-        "only healthz, readyz, metrics, openapi.json and /v2/enqueue take no token"
+        public, 6,
+        "only healthz, readyz, metrics, openapi.json, /v2/enqueue and /v2/change/enqueue take no token"
     );
     // Refused and invalid requests wrote nothing.
     assert_eq!(app.counts().await, before);
