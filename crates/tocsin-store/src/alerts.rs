@@ -10,6 +10,7 @@ use tocsin_core::model::IntegrationKey;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
 
+use crate::batch::Inbound;
 use crate::events::{append, Actor, NewEvent};
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
@@ -88,10 +89,10 @@ impl Store {
         w: &mut WriteTx,
         settings: &IncidentSettings,
         key: &IntegrationKey,
-        ev: &AlertEvent,
-        raw: &str,
+        inbound: &Inbound,
         now: Timestamp,
     ) -> Result<AlertOutcome, StoreError> {
+        let (ev, raw, service_id) = (&inbound.event, inbound.raw.as_str(), inbound.service_id);
         let actor = Actor {
             user_id: None,
             name: format!("{} ({})", key.name, ev.integration),
@@ -99,10 +100,7 @@ impl Store {
         let now_ms = to_millis(now);
         // The common case first: a repeat trigger of an open alert is one UPDATE.
         if ev.action == AlertAction::Trigger {
-            if let Some(id) = self
-                .count_repeat(w, key.service_id, ev, raw, now_ms)
-                .await?
-            {
+            if let Some(id) = self.count_repeat(w, service_id, ev, raw, now_ms).await? {
                 self.alert_event(w, now, &actor, id, None, "alert.repeated", ev)
                     .await?;
                 return Ok(AlertOutcome::Repeated { alert_id: id });
@@ -112,7 +110,7 @@ impl Store {
             "SELECT {COLUMNS} FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND status <> 'resolved'{}",
             self.for_update()
         ))
-        .bind(key.service_id)
+        .bind(service_id)
         .bind(ev.dedup_key.as_str())
         .fetch_optional(&mut *w.tx)
         .await?
@@ -129,7 +127,7 @@ impl Store {
                     severity: settings.severities.get(sev_index).map(|s| s.name.clone()),
                     impact: Some(Level::Medium),
                     urgency: Some(ev.severity.urgency()),
-                    service_ids: vec![key.service_id],
+                    service_ids: vec![service_id],
                     ..Default::default()
                 };
                 let inc = self
@@ -140,7 +138,7 @@ impl Store {
                      source, integration, labels, details, links, count, first_seen, last_seen, raw) \
                      VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13) RETURNING id",
                 )
-                .bind(key.service_id)
+                .bind(service_id)
                 .bind(key.id)
                 .bind(inc.id)
                 .bind(ev.dedup_key.as_str())
@@ -164,8 +162,7 @@ impl Store {
             }
             (AlertAction::Trigger, Some(a)) => {
                 // Opened between the UPDATE above and the SELECT (another node): count it now.
-                self.count_repeat(w, key.service_id, ev, raw, now_ms)
-                    .await?;
+                self.count_repeat(w, service_id, ev, raw, now_ms).await?;
                 self.alert_event(w, now, &actor, a.id, None, "alert.repeated", ev)
                     .await?;
                 Ok(AlertOutcome::Repeated { alert_id: a.id })
@@ -201,16 +198,8 @@ impl Store {
                 self.alert_event(w, now, &actor, a.id, a.incident_id, kind, ev)
                     .await?;
                 if let Some(incident_id) = a.incident_id {
-                    self.follow_alerts(
-                        w,
-                        settings,
-                        key.service_id,
-                        incident_id,
-                        status,
-                        &actor,
-                        now,
-                    )
-                    .await?;
+                    self.follow_alerts(w, settings, service_id, incident_id, status, &actor, now)
+                        .await?;
                 }
                 Ok(AlertOutcome::Updated {
                     alert_id: a.id,

@@ -20,9 +20,32 @@ const MAX_BATCH: usize = 512;
 /// Notifications that may wait for the writer; senders wait beyond that.
 const QUEUE: usize = 4096;
 
+/// One inbound event on its way to the store: the service routing chose for it,
+/// the normalized event, and the raw payload it came from.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Service the event was routed to (the key's own service unless a routing rule chose another).
+    pub service_id: i64,
+    /// The normalized event.
+    pub event: AlertEvent,
+    /// The payload as received, kept (bounded) for inspection.
+    pub raw: String,
+}
+
+impl Inbound {
+    /// An event for the integration key's own service.
+    pub fn new(key: &IntegrationKey, event: AlertEvent, raw: String) -> Inbound {
+        Inbound {
+            service_id: key.service_id,
+            event,
+            raw,
+        }
+    }
+}
+
 struct Job {
     key: IntegrationKey,
-    events: Vec<(AlertEvent, String)>,
+    events: Vec<Inbound>,
     reply: oneshot::Sender<Result<Vec<AlertOutcome>, StoreError>>,
 }
 
@@ -37,7 +60,7 @@ impl AlertWriter {
     pub async fn submit(
         &self,
         key: IntegrationKey,
-        events: Vec<(AlertEvent, String)>,
+        events: Vec<Inbound>,
     ) -> Result<Vec<AlertOutcome>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -118,8 +141,8 @@ impl Store {
                 .await?;
             let mut outcomes = Vec::with_capacity(job.events.len());
             let mut failed = None;
-            for (ev, raw) in &job.events {
-                match self.apply_alert(w, settings, &job.key, ev, raw, now).await {
+            for inbound in &job.events {
+                match self.apply_alert(w, settings, &job.key, inbound, now).await {
                     Ok(o) => outcomes.push(o),
                     Err(e) => {
                         failed = Some(e);

@@ -50,7 +50,10 @@ async fn receive(
         .limiter
         .charge(state.limits.ingest_rate, key.id, count, state.now())
         .map_err(ApiError::RateLimited)?;
-    let events = parsed.into_iter().map(|p| (p.event, p.raw)).collect();
+    let events = parsed
+        .into_iter()
+        .map(|p| tocsin_store::Inbound::new(&key, p.event, p.raw))
+        .collect();
     state.alerts.submit(key, events).await?;
     Ok((
         StatusCode::OK,
