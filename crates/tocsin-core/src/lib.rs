@@ -11,6 +11,7 @@ pub mod change;
 pub mod fields;
 pub mod incident;
 pub mod invalid;
+pub mod matcher;
 pub mod model;
 pub mod settings;
 pub mod time;
