@@ -14,6 +14,7 @@ pub mod invalid;
 pub mod matcher;
 pub mod model;
 pub mod settings;
+pub mod template;
 pub mod time;
 
 pub use invalid::Invalid;
