@@ -61,7 +61,7 @@ fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
     })
 }
 
-fn bounded(raw: &str) -> String {
+pub(crate) fn bounded(raw: &str) -> String {
     if raw.len() <= MAX_RAW {
         raw.to_string()
     } else {
@@ -100,9 +100,8 @@ impl Store {
         let now_ms = to_millis(now);
         // The common case first: a repeat trigger of an open alert is one UPDATE.
         if ev.action == AlertAction::Trigger {
+            // Repeats change only counters: the batch records them in one event.
             if let Some(id) = self.count_repeat(w, service_id, ev, raw, now_ms).await? {
-                self.alert_event(w, now, &actor, id, None, "alert.repeated", ev)
-                    .await?;
                 return Ok(AlertOutcome::Repeated { alert_id: id });
             }
         }
@@ -163,8 +162,6 @@ impl Store {
             (AlertAction::Trigger, Some(a)) => {
                 // Opened between the UPDATE above and the SELECT (another node): count it now.
                 self.count_repeat(w, service_id, ev, raw, now_ms).await?;
-                self.alert_event(w, now, &actor, a.id, None, "alert.repeated", ev)
-                    .await?;
                 Ok(AlertOutcome::Repeated { alert_id: a.id })
             }
             (AlertAction::Acknowledge | AlertAction::Resolve, None) => Ok(AlertOutcome::Dropped),

@@ -3,17 +3,18 @@
 //! committed; many requests just share the commit. Each notification runs inside
 //! its own savepoint, so one that is refused leaves the others in the batch intact.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use tocsin_core::alert::AlertEvent;
+use tocsin_core::alert::{AlertAction, AlertEvent};
 use tocsin_core::model::IntegrationKey;
 use tocsin_core::settings::IncidentSettings;
-use tocsin_core::time::{Clock, Timestamp};
+use tocsin_core::time::{to_millis, Clock, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alerts::AlertOutcome;
 use crate::tx::WriteTx;
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// Most notifications one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -98,18 +99,17 @@ impl Store {
     }
 
     async fn commit_batch(&self, settings: &IncidentSettings, jobs: &mut Vec<Job>, now: Timestamp) {
-        let mut results: Vec<Result<Vec<AlertOutcome>, StoreError>> =
-            Vec::with_capacity(jobs.len());
-        let outcome = async {
-            let mut w = self.write().await?;
-            for job in jobs.iter() {
-                results.push(self.apply_job(&mut w, settings, job, now).await?);
+        let mut attempt = 0;
+        let outcome = loop {
+            match self.try_batch(settings, jobs, now).await {
+                // Two nodes updating the same alerts in another order (PostgreSQL):
+                // the database picked this batch to fail; nothing of it is committed, so again.
+                Err(e) if attempt < 2 && retryable(&e) => attempt += 1,
+                other => break other,
             }
-            w.commit().await
-        }
-        .await;
+        };
         match outcome {
-            Ok(()) => {
+            Ok(results) => {
                 for (job, result) in jobs.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
@@ -126,6 +126,37 @@ impl Store {
         }
     }
 
+    // One transaction: first every repeat trigger of an open alert in one statement,
+    // then the rest notification by notification, then one event for the repeats.
+    async fn try_batch(
+        &self,
+        settings: &IncidentSettings,
+        jobs: &[Job],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
+        let mut w = self.write().await?;
+        let counted = self.bulk_repeats(&mut w, jobs, now).await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut repeated = Vec::new();
+        for (job, pre) in jobs.iter().zip(counted) {
+            let result = if pre.iter().all(Option::is_some) {
+                Ok(pre.into_iter().flatten().collect())
+            } else {
+                self.apply_job(&mut w, settings, job, &pre, now).await?
+            };
+            if let Ok(outcomes) = &result {
+                repeated.extend(outcomes.iter().filter_map(|o| match o {
+                    AlertOutcome::Repeated { alert_id } => Some(*alert_id),
+                    _ => None,
+                }));
+            }
+            results.push(result);
+        }
+        self.record_repeats(&mut w, repeated, now).await?;
+        w.commit().await?;
+        Ok(results)
+    }
+
     // Ok(Err(_)): the job is refused and rolled back to its savepoint; the batch goes on.
     // Err(_): the transaction itself failed; the whole batch is lost.
     async fn apply_job(
@@ -133,6 +164,7 @@ impl Store {
         w: &mut WriteTx,
         settings: &IncidentSettings,
         job: &Job,
+        pre: &[Option<AlertOutcome>],
         now: Timestamp,
     ) -> Result<Result<Vec<AlertOutcome>, StoreError>, StoreError> {
         for attempt in 0..2 {
@@ -141,7 +173,11 @@ impl Store {
                 .await?;
             let mut outcomes = Vec::with_capacity(job.events.len());
             let mut failed = None;
-            for inbound in &job.events {
+            for (inbound, done) in job.events.iter().zip(pre) {
+                if let Some(o) = done {
+                    outcomes.push(o.clone());
+                    continue;
+                }
                 match self.apply_alert(w, settings, &job.key, inbound, now).await {
                     Ok(o) => outcomes.push(o),
                     Err(e) => {
@@ -152,7 +188,6 @@ impl Store {
             }
             match failed {
                 None => {
-                    self.record_repeats(w, &job.key, &outcomes, now).await?;
                     sqlx::query("RELEASE SAVEPOINT tocsin_job")
                         .execute(&mut *w.tx)
                         .await?;
@@ -175,33 +210,94 @@ impl Store {
         }
         Ok(Err(StoreError::Unavailable("retry limit".into())))
     }
-}
 
-impl Store {
-    // Repeats change only counters: one event per notification lists them, which
-    // keeps the log complete without writing a row per repeated alert.
+    // Every trigger in the batch whose (service, dedup key) sees only triggers in this
+    // batch is a candidate: triggers of an open alert commute, so they are summed per
+    // alert and counted in one UPDATE. Returns, per job and event, the outcome of those
+    // counted; the others (new alerts, acknowledge/resolve, keys mixing actions) go the
+    // ordinary way, in order.
+    async fn bulk_repeats(
+        &self,
+        w: &mut WriteTx,
+        jobs: &[Job],
+        now: Timestamp,
+    ) -> Result<Vec<Vec<Option<AlertOutcome>>>, StoreError> {
+        let mut only_triggers: HashMap<(i64, &str), bool> = HashMap::new();
+        for inbound in jobs.iter().flat_map(|j| &j.events) {
+            let trigger = inbound.event.action == AlertAction::Trigger;
+            only_triggers
+                .entry((inbound.service_id, inbound.event.dedup_key.as_str()))
+                .and_modify(|t| *t &= trigger)
+                .or_insert(trigger);
+        }
+        let mut index: HashMap<(i64, &str), usize> = HashMap::new();
+        let mut sums: Vec<Repeat> = Vec::new();
+        for inbound in jobs.iter().flat_map(|j| &j.events) {
+            let k = (inbound.service_id, inbound.event.dedup_key.as_str());
+            if !only_triggers[&k] {
+                continue;
+            }
+            match index.get(&k) {
+                Some(&i) => sums[i].add(inbound),
+                None => {
+                    index.insert(k, sums.len());
+                    sums.push(Repeat::new(inbound));
+                }
+            }
+        }
+        let mut counted: HashMap<(i64, String), i64> = HashMap::new();
+        if !sums.is_empty() {
+            let rows = serde_json::Value::Array(sums.iter().map(Repeat::row).collect()).to_string();
+            let sql = match self.backend {
+                Backend::Sqlite => BULK_REPEAT_SQLITE,
+                Backend::Postgres => BULK_REPEAT_POSTGRES,
+            };
+            let updated: Vec<(i64, i64, String)> = sqlx::query_as(sql)
+                .bind(rows)
+                .bind(to_millis(now))
+                .fetch_all(&mut *w.tx)
+                .await?;
+            counted.extend(updated.into_iter().map(|(id, s, k)| ((s, k), id)));
+        }
+        Ok(jobs
+            .iter()
+            .map(|j| {
+                j.events
+                    .iter()
+                    .map(|inbound| {
+                        let k = (
+                            inbound.service_id,
+                            inbound.event.dedup_key.as_str().to_string(),
+                        );
+                        counted
+                            .get(&k)
+                            .map(|&alert_id| AlertOutcome::Repeated { alert_id })
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    // Repeats change only counters: one event per batch lists them, which keeps
+    // the log complete without writing a row per repeated alert.
     async fn record_repeats(
         &self,
         w: &mut WriteTx,
-        key: &IntegrationKey,
-        outcomes: &[AlertOutcome],
+        mut ids: Vec<i64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let ids: Vec<i64> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                AlertOutcome::Repeated { alert_id } => Some(*alert_id),
-                _ => None,
-            })
-            .collect();
+        ids.sort_unstable();
         let Some(first) = ids.first().copied() else {
             return Ok(());
         };
+        let mut alerts = serde_json::Map::new();
+        for chunk in ids.chunk_by(|a, b| a == b) {
+            alerts.insert(chunk[0].to_string(), chunk.len().into());
+        }
         let actor = crate::events::Actor {
             user_id: None,
-            name: format!("{} (integration key)", key.name),
+            name: "alert ingest".into(),
         };
-        let data = serde_json::json!({ "alert_ids": ids, "service_id": key.service_id });
         crate::events::append(
             w,
             crate::events::NewEvent {
@@ -211,10 +307,100 @@ impl Store {
                 entity_id: first,
                 incident_id: None,
                 kind: "alert.repeated",
-                data,
+                data: serde_json::json!({ "repeats": alerts }),
             },
         )
         .await?;
         Ok(())
     }
 }
+
+fn retryable(e: &StoreError) -> bool {
+    // 40001 serialization failure, 40P01 deadlock detected.
+    matches!(e, StoreError::Database(sqlx::Error::Database(d))
+        if matches!(d.code().as_deref(), Some("40001") | Some("40P01")))
+}
+
+// Repeat triggers of one alert within a batch, summed: the count, and the last
+// event's summary, severity and source; labels merged in order; the last details and
+// links given.
+struct Repeat<'a> {
+    service_id: i64,
+    dedup_key: &'a str,
+    n: i64,
+    last: &'a Inbound,
+    labels: serde_json::Map<String, serde_json::Value>,
+    details: Option<&'a serde_json::Value>,
+    links: Option<&'a [tocsin_core::alert::AlertLink]>,
+}
+
+impl<'a> Repeat<'a> {
+    fn new(inbound: &'a Inbound) -> Self {
+        let mut r = Repeat {
+            service_id: inbound.service_id,
+            dedup_key: inbound.event.dedup_key.as_str(),
+            n: 0,
+            last: inbound,
+            labels: serde_json::Map::new(),
+            details: None,
+            links: None,
+        };
+        r.add(inbound);
+        r
+    }
+
+    fn add(&mut self, inbound: &'a Inbound) {
+        let ev = &inbound.event;
+        self.n += 1;
+        self.last = inbound;
+        self.labels
+            .extend(ev.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if !ev.details.is_null() {
+            self.details = Some(&ev.details);
+        }
+        if !ev.links.is_empty() {
+            self.links = Some(&ev.links);
+        }
+    }
+
+    // One row of the bulk statement; JSON columns travel as JSON text.
+    fn row(&self) -> serde_json::Value {
+        let ev = &self.last.event;
+        serde_json::json!([
+            self.service_id,
+            self.dedup_key,
+            self.n,
+            ev.severity.as_str(),
+            ev.summary,
+            ev.source,
+            (!self.labels.is_empty())
+                .then(|| serde_json::Value::Object(self.labels.clone()).to_string()),
+            self.details.map(|d| d.to_string()),
+            self.links.map(|l| serde_json::json!(l).to_string()),
+            crate::alerts::bounded(&self.last.raw),
+        ])
+    }
+}
+
+// $1: a JSON array of rows [service_id, dedup_key, n, severity, summary, source,
+// labels, details, links, raw]; $2: now. Only open alerts are counted; a repeat
+// updates what it says and keeps what it does not mention.
+const BULK_REPEAT_SQLITE: &str = "UPDATE alerts SET count = alerts.count + ev.n, last_seen = $2, \
+    severity = ev.severity, summary = ev.summary, source = ev.source, \
+    labels = CASE WHEN ev.labels IS NULL THEN alerts.labels ELSE json_patch(alerts.labels, ev.labels) END, \
+    details = COALESCE(ev.details, alerts.details), links = COALESCE(ev.links, alerts.links), raw = ev.raw \
+    FROM (SELECT value ->> 0 AS service_id, value ->> 1 AS dedup_key, value ->> 2 AS n, value ->> 3 AS severity, \
+          value ->> 4 AS summary, value ->> 5 AS source, value ->> 6 AS labels, value ->> 7 AS details, \
+          value ->> 8 AS links, value ->> 9 AS raw FROM json_each($1)) AS ev \
+    WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
+    RETURNING alerts.id, alerts.service_id, alerts.dedup_key";
+
+const BULK_REPEAT_POSTGRES: &str = "UPDATE alerts SET count = alerts.count + ev.n, last_seen = $2, \
+    severity = ev.severity, summary = ev.summary, source = ev.source, \
+    labels = CASE WHEN ev.labels IS NULL THEN alerts.labels ELSE (alerts.labels::jsonb || ev.labels::jsonb)::text END, \
+    details = COALESCE(ev.details, alerts.details), links = COALESCE(ev.links, alerts.links), raw = ev.raw \
+    FROM (SELECT (e ->> 0)::bigint AS service_id, e ->> 1 AS dedup_key, (e ->> 2)::bigint AS n, e ->> 3 AS severity, \
+          e ->> 4 AS summary, e ->> 5 AS source, e ->> 6 AS labels, e ->> 7 AS details, \
+          e ->> 8 AS links, e ->> 9 AS raw FROM json_array_elements($1::json) AS e) AS ev \
+    WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
+    RETURNING alerts.id, alerts.service_id, alerts.dedup_key";

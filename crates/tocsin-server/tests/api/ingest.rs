@@ -710,3 +710,132 @@ async fn change_events_show_on_services_and_incidents(app: TestApp) {
 }
 
 crate::both_backends!(change_events_show_on_services_and_incidents);
+
+// One notification whose events take every path of the group-commit writer: repeats
+// of open alerts summed into one statement, a key that opens and repeats, a key whose
+// trigger and resolve must keep their order, and repeats that merge labels and keep
+// what they do not mention.
+async fn one_batch_mixes_bulk_repeats_with_ordered_events(app: TestApp) {
+    use std::sync::Arc;
+    use tocsin_core::alert::{AlertAction, AlertEvent, AlertSeverity, DedupKey};
+    use tocsin_store::Inbound;
+
+    let (svc, secret) = service_with_key(&app, "batch").await;
+    let key = app
+        .store
+        .integration_key_by_secret(&secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = |action, dedup: &str, summary: &str, labels: Value, details: Value| AlertEvent {
+        action,
+        dedup_key: DedupKey::parse("dedup_key", dedup).unwrap(),
+        summary: summary.into(),
+        source: "test".into(),
+        severity: AlertSeverity::Warning,
+        labels: labels.as_object().cloned().unwrap_or_default(),
+        details,
+        links: vec![],
+        integration: "pagerduty",
+    };
+    let writer = app.store.alert_writer(
+        Arc::new(crate::support::test_settings()),
+        Arc::new(app.clock.clone()),
+    );
+    // Open "open-1" first, so the batch below finds it open.
+    let first = ev(
+        AlertAction::Trigger,
+        "open-1",
+        "first",
+        json!({"a": "1"}),
+        json!({"kept": true}),
+    );
+    writer
+        .submit(key.clone(), vec![Inbound::new(&key, first, "{}".into())])
+        .await
+        .unwrap();
+    let t = AlertAction::Trigger;
+    let events = vec![
+        ev(t, "open-1", "second", json!({"b": "2"}), Value::Null),
+        ev(t, "new-1", "opens", json!({}), Value::Null),
+        ev(t, "flip", "flip opens", json!({}), Value::Null),
+        ev(t, "open-1", "third", json!({"a": "3"}), Value::Null),
+        ev(AlertAction::Resolve, "flip", "", json!({}), Value::Null),
+        ev(t, "new-1", "repeats", json!({}), Value::Null),
+        ev(t, "flip", "flip reopens", json!({}), Value::Null),
+    ];
+    let before = app.store.events(0, 10_000).await.unwrap().len();
+    let outcomes = writer
+        .submit(
+            key.clone(),
+            events
+                .into_iter()
+                .map(|e| Inbound::new(&key, e, "{\"raw\": 1}".into()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 7);
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}&limit=50"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let by = |k: &str| -> Vec<Value> {
+        alerts
+            .iter()
+            .filter(|a| a["dedup_key"] == k)
+            .cloned()
+            .collect()
+    };
+    let open1 = &by("open-1")[0];
+    assert_eq!(open1["count"], 3, "two repeats summed onto the open alert");
+    assert_eq!(open1["summary"], "third", "the last repeat's summary wins");
+    assert_eq!(
+        open1["labels"],
+        json!({"a": "3", "b": "2"}),
+        "labels merged in order"
+    );
+    assert_eq!(
+        open1["details"],
+        json!({"kept": true}),
+        "details not mentioned are kept"
+    );
+    let new1 = by("new-1");
+    assert_eq!(new1.len(), 1);
+    assert_eq!(
+        (new1[0]["count"].clone(), new1[0]["summary"].clone()),
+        (json!(2), json!("repeats"))
+    );
+    let flip = by("flip");
+    assert_eq!(
+        flip.len(),
+        2,
+        "trigger, resolve, trigger: two alerts, in order"
+    );
+    let statuses: Vec<&str> = flip.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert!(
+        statuses.contains(&"resolved") && statuses.contains(&"triggered"),
+        "{statuses:?}"
+    );
+    let (raw_alert, raw) = app
+        .store
+        .alert(open1["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((raw_alert.count, raw.as_str()), (3, "{\"raw\": 1}"));
+    // The repeats are in the event log once, with how often each alert repeated.
+    let events = app.store.events(0, 10_000).await.unwrap();
+    let repeats: Vec<_> = events[before..]
+        .iter()
+        .filter(|e| e.kind == "alert.repeated")
+        .collect();
+    assert_eq!(repeats.len(), 1, "one repeat event for the batch");
+    let counts = &repeats[0].data["repeats"];
+    assert_eq!(counts[open1["id"].to_string()], 2);
+    assert_eq!(counts[new1[0]["id"].to_string()], 1);
+}
+
+crate::both_backends!(one_batch_mixes_bulk_repeats_with_ordered_events);
