@@ -245,18 +245,15 @@ impl Store {
                 }
             }
         }
+        sums.iter_mut().for_each(Repeat::finish);
         let mut counted: HashMap<(i64, String), i64> = HashMap::new();
-        if !sums.is_empty() {
-            let rows = serde_json::Value::Array(sums.iter().map(Repeat::row).collect()).to_string();
-            let sql = match self.backend {
-                Backend::Sqlite => BULK_REPEAT_SQLITE,
-                Backend::Postgres => BULK_REPEAT_POSTGRES,
-            };
-            let updated: Vec<(i64, i64, String)> = sqlx::query_as(sql)
-                .bind(rows)
-                .bind(to_millis(now))
-                .fetch_all(&mut *w.tx)
-                .await?;
+        let mut rest = &sums[..];
+        while !rest.is_empty() {
+            let size = chunk_size(rest.len());
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let updated: Vec<(i64, i64, String)> =
+                self.bulk_repeat_chunk(w, chunk, size, now).await?;
             counted.extend(updated.into_iter().map(|(id, s, k)| ((s, k), id)));
         }
         Ok(jobs
@@ -276,6 +273,39 @@ impl Store {
                     .collect()
             })
             .collect())
+    }
+
+    // One statement for up to `size` alerts; a short chunk repeats its last row to
+    // fill the statement's shape (a repeated row matches the same alert and updates
+    // it once), so only a handful of statement shapes are ever prepared.
+    async fn bulk_repeat_chunk(
+        &self,
+        w: &mut WriteTx,
+        chunk: &[Repeat<'_>],
+        size: usize,
+        now: Timestamp,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let sql = bulk_repeat_sql(self.backend, size);
+        let mut q = sqlx::query_as(&sql).bind(to_millis(now));
+        let last = chunk.last().expect("a chunk is never empty");
+        for r in chunk
+            .iter()
+            .chain(std::iter::repeat_n(last, size - chunk.len()))
+        {
+            let ev = &r.last.event;
+            q = q
+                .bind(r.service_id)
+                .bind(r.dedup_key)
+                .bind(r.n)
+                .bind(ev.severity.as_str())
+                .bind(ev.summary.as_str())
+                .bind(ev.source.as_str())
+                .bind(r.labels.clone())
+                .bind(r.details.clone())
+                .bind(r.links.clone())
+                .bind(r.raw.clone());
+        }
+        Ok(q.fetch_all(&mut *w.tx).await?)
     }
 
     // Repeats change only counters: one event per batch lists them, which keeps
@@ -329,9 +359,14 @@ struct Repeat<'a> {
     dedup_key: &'a str,
     n: i64,
     last: &'a Inbound,
-    labels: serde_json::Map<String, serde_json::Value>,
-    details: Option<&'a serde_json::Value>,
-    links: Option<&'a [tocsin_core::alert::AlertLink]>,
+    labels_map: serde_json::Map<String, serde_json::Value>,
+    details_value: Option<&'a serde_json::Value>,
+    links_value: Option<&'a [tocsin_core::alert::AlertLink]>,
+    // As bound: JSON text, and the bounded raw payload.
+    labels: Option<String>,
+    details: Option<String>,
+    links: Option<String>,
+    raw: String,
 }
 
 impl<'a> Repeat<'a> {
@@ -341,9 +376,13 @@ impl<'a> Repeat<'a> {
             dedup_key: inbound.event.dedup_key.as_str(),
             n: 0,
             last: inbound,
-            labels: serde_json::Map::new(),
+            labels_map: serde_json::Map::new(),
+            details_value: None,
+            links_value: None,
+            labels: None,
             details: None,
             links: None,
+            raw: String::new(),
         };
         r.add(inbound);
         r
@@ -353,54 +392,76 @@ impl<'a> Repeat<'a> {
         let ev = &inbound.event;
         self.n += 1;
         self.last = inbound;
-        self.labels
+        self.labels_map
             .extend(ev.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         if !ev.details.is_null() {
-            self.details = Some(&ev.details);
+            self.details_value = Some(&ev.details);
         }
         if !ev.links.is_empty() {
-            self.links = Some(&ev.links);
+            self.links_value = Some(&ev.links);
         }
     }
 
-    // One row of the bulk statement; JSON columns travel as JSON text.
-    fn row(&self) -> serde_json::Value {
-        let ev = &self.last.event;
-        serde_json::json!([
-            self.service_id,
-            self.dedup_key,
-            self.n,
-            ev.severity.as_str(),
-            ev.summary,
-            ev.source,
-            (!self.labels.is_empty())
-                .then(|| serde_json::Value::Object(self.labels.clone()).to_string()),
-            self.details.map(|d| d.to_string()),
-            self.links.map(|l| serde_json::json!(l).to_string()),
-            crate::alerts::bounded(&self.last.raw),
-        ])
+    // Renders what the statement binds, once the last repeat is known.
+    fn finish(&mut self) {
+        self.labels = (!self.labels_map.is_empty())
+            .then(|| serde_json::to_string(&self.labels_map).unwrap_or_default());
+        self.details = self.details_value.map(|d| d.to_string());
+        self.links = self
+            .links_value
+            .map(|l| serde_json::to_string(l).unwrap_or_default());
+        self.raw = crate::alerts::bounded(&self.last.raw);
     }
 }
 
-// $1: a JSON array of rows [service_id, dedup_key, n, severity, summary, source,
-// labels, details, links, raw]; $2: now. Only open alerts are counted; a repeat
-// updates what it says and keeps what it does not mention.
-const BULK_REPEAT_SQLITE: &str = "UPDATE alerts SET count = alerts.count + ev.n, last_seen = $2, \
-    severity = ev.severity, summary = ev.summary, source = ev.source, \
-    labels = CASE WHEN ev.labels IS NULL THEN alerts.labels ELSE json_patch(alerts.labels, ev.labels) END, \
-    details = COALESCE(ev.details, alerts.details), links = COALESCE(ev.links, alerts.links), raw = ev.raw \
-    FROM (SELECT value ->> 0 AS service_id, value ->> 1 AS dedup_key, value ->> 2 AS n, value ->> 3 AS severity, \
-          value ->> 4 AS summary, value ->> 5 AS source, value ->> 6 AS labels, value ->> 7 AS details, \
-          value ->> 8 AS links, value ->> 9 AS raw FROM json_each($1)) AS ev \
-    WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
-    RETURNING alerts.id, alerts.service_id, alerts.dedup_key";
+// Statement shapes: a chunk of alerts is padded up to the next of these.
+const CHUNK_SIZES: [usize; 5] = [1, 4, 16, 64, 256];
 
-const BULK_REPEAT_POSTGRES: &str = "UPDATE alerts SET count = alerts.count + ev.n, last_seen = $2, \
-    severity = ev.severity, summary = ev.summary, source = ev.source, \
-    labels = CASE WHEN ev.labels IS NULL THEN alerts.labels ELSE (alerts.labels::jsonb || ev.labels::jsonb)::text END, \
-    details = COALESCE(ev.details, alerts.details), links = COALESCE(ev.links, alerts.links), raw = ev.raw \
-    FROM (SELECT (e ->> 0)::bigint AS service_id, e ->> 1 AS dedup_key, (e ->> 2)::bigint AS n, e ->> 3 AS severity, \
-          e ->> 4 AS summary, e ->> 5 AS source, e ->> 6 AS labels, e ->> 7 AS details, \
-          e ->> 8 AS links, e ->> 9 AS raw FROM json_array_elements($1::json) AS e) AS ev \
-    WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
-    RETURNING alerts.id, alerts.service_id, alerts.dedup_key";
+fn chunk_size(remaining: usize) -> usize {
+    CHUNK_SIZES
+        .into_iter()
+        .find(|&s| s >= remaining)
+        .unwrap_or(CHUNK_SIZES[CHUNK_SIZES.len() - 1])
+}
+
+// $1: now; then per alert: service_id, dedup_key, n, severity, summary, source,
+// labels, details, links, raw. Only open alerts are counted; a repeat updates what
+// it says and keeps what it does not mention. VALUES names its columns column1… on
+// both back ends.
+fn bulk_repeat_sql(backend: Backend, rows: usize) -> String {
+    use std::fmt::Write;
+    let merge = match backend {
+        Backend::Sqlite => "json_patch(alerts.labels, ev.labels)",
+        Backend::Postgres => "(alerts.labels::jsonb || ev.labels::jsonb)::text",
+    };
+    let mut values = String::with_capacity(rows * 48);
+    for r in 0..rows {
+        let b = 2 + r * 10;
+        let _ = write!(
+            values,
+            "{}(${},${},${},${},${},${},${},${},${},${})",
+            if r == 0 { "" } else { "," },
+            b,
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9
+        );
+    }
+    format!(
+        "UPDATE alerts SET count = alerts.count + ev.n, last_seen = $1, \
+         severity = ev.severity, summary = ev.summary, source = ev.source, \
+         labels = CASE WHEN ev.labels IS NULL THEN alerts.labels ELSE {merge} END, \
+         details = COALESCE(ev.details, alerts.details), links = COALESCE(ev.links, alerts.links), raw = ev.raw \
+         FROM (SELECT column1 AS service_id, column2 AS dedup_key, column3 AS n, column4 AS severity, \
+               column5 AS summary, column6 AS source, column7 AS labels, column8 AS details, \
+               column9 AS links, column10 AS raw FROM (VALUES {values}) AS v) AS ev \
+         WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
+         RETURNING alerts.id, alerts.service_id, alerts.dedup_key"
+    )
+}
