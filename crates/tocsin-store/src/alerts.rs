@@ -4,8 +4,7 @@
 use serde_json::{json, Value};
 use sqlx::Row;
 use tocsin_core::alert::{Alert, AlertAction, AlertEvent, AlertSeverity, AlertStatus};
-use tocsin_core::change::NewIncident;
-use tocsin_core::incident::{Level, Status};
+use tocsin_core::incident::Status;
 use tocsin_core::model::IntegrationKey;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
@@ -21,7 +20,7 @@ pub const MAX_RAW: usize = 64 * 1024;
 /// What applying one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertOutcome {
-    /// A new alert, and the incident it opened.
+    /// A new alert, and the incident it opened or joined.
     Opened { alert_id: i64, incident_id: i64 },
     /// A repeat trigger of an open alert.
     Repeated { alert_id: i64 },
@@ -73,7 +72,7 @@ pub(crate) fn bounded(raw: &str) -> String {
     }
 }
 
-fn title(summary: &str) -> String {
+pub(crate) fn title(summary: &str) -> String {
     let line = summary.lines().next().unwrap_or("").trim();
     let line = if line.is_empty() { "Alert" } else { line };
     if line.chars().count() <= 300 {
@@ -117,20 +116,9 @@ impl Store {
         .transpose()?;
         match (ev.action, open) {
             (AlertAction::Trigger, None) => {
-                let sev_index = ev
-                    .severity
-                    .incident_severity_index(settings.severities.len());
-                let req = NewIncident {
-                    title: title(&ev.summary),
-                    description: format!("{}\n\nSource: {}", ev.summary, ev.source),
-                    severity: settings.severities.get(sev_index).map(|s| s.name.clone()),
-                    impact: Some(Level::Medium),
-                    urgency: Some(ev.severity.urgency()),
-                    service_ids: vec![service_id],
-                    ..Default::default()
-                };
-                let inc = self
-                    .declare_in(w, settings, &req, None, &actor, now)
+                // Joins its group's open incident or declares one (grouping.rs).
+                let incident_id = self
+                    .incident_for_alert(w, settings, service_id, ev, &actor, now)
                     .await?;
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO alerts (service_id, integration_key_id, incident_id, dedup_key, status, severity, summary, \
@@ -139,7 +127,7 @@ impl Store {
                 )
                 .bind(service_id)
                 .bind(key.id)
-                .bind(inc.id)
+                .bind(incident_id)
                 .bind(ev.dedup_key.as_str())
                 .bind(ev.severity.as_str())
                 .bind(&ev.summary)
@@ -152,11 +140,11 @@ impl Store {
                 .bind(bounded(raw))
                 .fetch_one(&mut *w.tx)
                 .await?;
-                self.alert_event(w, now, &actor, id, Some(inc.id), "alert.triggered", ev)
+                self.alert_event(w, now, &actor, id, Some(incident_id), "alert.triggered", ev)
                     .await?;
                 Ok(AlertOutcome::Opened {
                     alert_id: id,
-                    incident_id: inc.id,
+                    incident_id,
                 })
             }
             (AlertAction::Trigger, Some(a)) => {

@@ -214,6 +214,10 @@ impl Store {
         let result = self
             .transition_in(&mut w, settings, id, to, actor, now)
             .await?;
+        if result.1 == Moved::Status {
+            self.incident_acts_on_alerts(&mut w, id, result.0.status, actor, now)
+                .await?;
+        }
         w.commit().await?;
         Ok(result)
     }
@@ -276,6 +280,10 @@ impl Store {
             json!({ "from": cur.status, "to": next.status, "changes": changes }),
         )
         .await?;
+        if accept {
+            self.incident_acts_on_alerts(&mut w, id, next.status, actor, now)
+                .await?;
+        }
         w.commit().await?;
         Ok(next)
     }

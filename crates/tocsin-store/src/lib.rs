@@ -11,6 +11,7 @@ mod changes;
 mod directory;
 mod error;
 mod events;
+mod grouping;
 mod incidents;
 mod migrate;
 mod notes;
@@ -177,6 +178,8 @@ impl Store {
             "counters",
             "alerts",
             "change_events",
+            "service_alert_rules",
+            "incident_groups",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_change_events.sql"),
     ),
+    (4, include_str!("../migrations/sqlite/0004_grouping.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -23,6 +24,7 @@ const POSTGRES: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_change_events.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_grouping.sql")),
 ];
 
 // Any constant works; it only has to be the same on every node.

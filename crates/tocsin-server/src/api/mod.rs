@@ -1,6 +1,7 @@
 //! The REST API under /api/v1, its OpenAPI document built from the same routes.
 
 mod access;
+mod alert_rules;
 mod alerts;
 mod directory;
 mod incidents;
@@ -62,6 +63,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(directory::routes())
         .merge(access::routes())
         .merge(alerts::routes())
+        .merge(alert_rules::routes())
 }
 
 /// Parses a numeric id from a path segment.
