@@ -11,9 +11,11 @@ pub mod change;
 pub mod fields;
 pub mod incident;
 pub mod invalid;
+pub mod maintenance;
 pub mod matcher;
 pub mod model;
 pub mod settings;
+pub mod silence;
 pub mod template;
 pub mod time;
 

@@ -29,13 +29,17 @@ pub enum AlertOutcome {
     Updated { alert_id: i64, status: AlertStatus },
     /// Acknowledge or resolve for no open alert: dropped, as PagerDuty does.
     Dropped,
+    /// A new alert held by a silence, a maintenance window or flapping: stored, no incident.
+    Suppressed { alert_id: i64, reason: String },
+    /// A held alert that nothing holds any more opened its incident.
+    Unsuppressed { alert_id: i64, incident_id: i64 },
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, service_id, incident_id, dedup_key, status, severity, summary, source, integration, \
-    labels, details, links, count, first_seen, last_seen, resolved_at";
+    labels, details, links, count, first_seen, last_seen, resolved_at, suppressed_by";
 
-fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
+pub(crate) fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
     let json = |col: &str| -> Result<Value, StoreError> {
         Ok(serde_json::from_str(&r.try_get::<String, _>(col)?).unwrap_or(Value::Null))
     };
@@ -58,10 +62,11 @@ fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
         first_seen: from_millis(r.try_get("first_seen")?),
         last_seen: from_millis(r.try_get("last_seen")?),
         resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(from_millis),
+        suppressed_by: r.try_get("suppressed_by")?,
     })
 }
 
-fn bounded(raw: &str) -> String {
+pub(crate) fn bounded(raw: &str) -> String {
     if raw.len() <= MAX_RAW {
         raw.to_string()
     } else {
@@ -73,7 +78,7 @@ fn bounded(raw: &str) -> String {
     }
 }
 
-fn title(summary: &str) -> String {
+pub(crate) fn title(summary: &str) -> String {
     let line = summary.lines().next().unwrap_or("").trim();
     let line = if line.is_empty() { "Alert" } else { line };
     if line.chars().count() <= 300 {
@@ -100,7 +105,10 @@ impl Store {
         let now_ms = to_millis(now);
         // The common case first: a repeat trigger of an open alert is one UPDATE.
         if ev.action == AlertAction::Trigger {
-            if let Some(id) = self.count_repeat(w, service_id, ev, raw, now_ms).await? {
+            if let Some(id) = self
+                .count_repeat(w, service_id, ev, raw, now_ms, false)
+                .await?
+            {
                 self.alert_event(w, now, &actor, id, None, "alert.repeated", ev)
                     .await?;
                 return Ok(AlertOutcome::Repeated { alert_id: id });
@@ -118,6 +126,11 @@ impl Store {
         .transpose()?;
         match (ev.action, open) {
             (AlertAction::Trigger, None) => {
+                if let Some(reason) = self.suppression(w, service_id, ev, now).await? {
+                    return self
+                        .open_suppressed(w, key, inbound, &actor, reason, now)
+                        .await;
+                }
                 let sev_index = ev
                     .severity
                     .incident_severity_index(settings.severities.len());
@@ -160,9 +173,15 @@ impl Store {
                     incident_id: inc.id,
                 })
             }
+            (AlertAction::Trigger, Some(a)) if a.suppressed_by.is_some() => {
+                self.count_repeat(w, service_id, ev, raw, now_ms, true)
+                    .await?;
+                self.repeat_suppressed(w, settings, &actor, a.id, now).await
+            }
             (AlertAction::Trigger, Some(a)) => {
                 // Opened between the UPDATE above and the SELECT (another node): count it now.
-                self.count_repeat(w, service_id, ev, raw, now_ms).await?;
+                self.count_repeat(w, service_id, ev, raw, now_ms, false)
+                    .await?;
                 self.alert_event(w, now, &actor, a.id, None, "alert.repeated", ev)
                     .await?;
                 Ok(AlertOutcome::Repeated { alert_id: a.id })
@@ -211,6 +230,8 @@ impl Store {
 
     // A repeat updates what it says and keeps what it does not mention: summary,
     // severity and source always; labels merged; details and links only when given.
+    // A held (suppressed) alert is counted only when `held` says so: its repeats
+    // go the slow way, to be looked at again.
     async fn count_repeat(
         &self,
         w: &mut WriteTx,
@@ -218,6 +239,7 @@ impl Store {
         ev: &AlertEvent,
         raw: &str,
         now_ms: i64,
+        held: bool,
     ) -> Result<Option<i64>, StoreError> {
         let details = (!ev.details.is_null()).then(|| ev.details.to_string());
         let links = (!ev.links.is_empty()).then(|| json!(ev.links).to_string());
@@ -229,7 +251,7 @@ impl Store {
         let id: Option<i64> = sqlx::query_scalar(&format!(
             "UPDATE alerts SET count = count + 1, last_seen = $1, severity = $2, summary = $3, source = $4, \
              labels = COALESCE({merge}, labels), details = COALESCE($6, details), links = COALESCE($7, links), raw = $8 \
-             WHERE service_id = $9 AND dedup_key = $10 AND status <> 'resolved' RETURNING id"
+             WHERE service_id = $9 AND dedup_key = $10 AND status <> 'resolved' AND (suppressed_by IS NULL OR $11 = 1) RETURNING id"
         ))
         .bind(now_ms)
         .bind(ev.severity.as_str())
@@ -241,6 +263,7 @@ impl Store {
         .bind(bounded(raw))
         .bind(service_id)
         .bind(ev.dedup_key.as_str())
+        .bind(held as i64)
         .fetch_optional(&mut *w.tx)
         .await?;
         Ok(id)
@@ -288,7 +311,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn alert_event(
+    pub(crate) async fn alert_event(
         &self,
         w: &mut WriteTx,
         now: Timestamp,
@@ -325,24 +348,33 @@ impl Store {
         Ok((alert(&row)?, row.try_get("raw")?))
     }
 
-    /// Alerts, most recently seen first; optionally one service's, one status, one incident's.
+    /// Alerts, most recently seen first; optionally one service's, one status, one
+    /// incident's, only held (`suppressed` true) or only not held (false).
     pub async fn alerts(
         &self,
         service_id: Option<i64>,
         status: Option<AlertStatus>,
         incident_id: Option<i64>,
+        suppressed: Option<bool>,
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Alert>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE ($1 = 0 OR service_id = $1) AND ($2 = '' OR status = $2) \
-             AND ($3 = 0 OR incident_id = $3) AND id < $4 ORDER BY id DESC LIMIT $5"
+             AND ($3 = 0 OR incident_id = $3) AND id < $4 \
+             AND ($6 = 0 OR ($6 = 1 AND suppressed_by IS NOT NULL) OR ($6 = 2 AND suppressed_by IS NULL)) \
+             ORDER BY id DESC LIMIT $5"
         ))
         .bind(service_id.unwrap_or(0))
         .bind(status.map(|s| s.as_str()).unwrap_or(""))
         .bind(incident_id.unwrap_or(0))
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(match suppressed {
+            None => 0i64,
+            Some(true) => 1,
+            Some(false) => 2,
+        })
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert).collect()

@@ -15,6 +15,7 @@ mod incidents;
 mod migrate;
 mod notes;
 mod secrets;
+mod suppress;
 mod tx;
 
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use events::Actor;
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use notes::{NewAttachment, NewNote};
 pub use secrets::{AuthPrincipal, NewSecret};
+pub use suppress::{NewSilence, NewWindow};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +179,9 @@ impl Store {
             "counters",
             "alerts",
             "change_events",
+            "silences",
+            "maintenance_windows",
+            "flapping_rules",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)
