@@ -14,3 +14,4 @@ mod ops;
 mod paging;
 mod records;
 mod roles;
+mod suppression;
