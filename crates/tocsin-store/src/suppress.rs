@@ -159,14 +159,18 @@ impl Store {
         let rule = self.rule_in(w, service_id).await?.unwrap_or_default();
         if rule.enabled {
             let since = now_ms - rule.window_minutes * 60_000;
-            let opened: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND first_seen > $3",
-            )
-            .bind(service_id)
-            .bind(dedup_key)
-            .bind(since)
-            .fetch_one(&mut *w.tx)
-            .await?;
+            let mut opened = 0;
+            for status in ["status = 'resolved'", "status <> 'resolved'"] {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND first_seen > $3 AND {status}"
+                ))
+                .bind(service_id)
+                .bind(dedup_key)
+                .bind(since)
+                .fetch_one(&mut *w.tx)
+                .await?;
+                opened += n;
+            }
             if rule.holds(opened + unstored_openings) {
                 return Ok(Some("flapping".into()));
             }

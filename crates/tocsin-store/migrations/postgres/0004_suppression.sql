@@ -1,8 +1,10 @@
 -- Suppressed alerts are kept, with why: `silence:<id>`, `maintenance:<id>` or `flapping`.
 ALTER TABLE alerts ADD COLUMN suppressed_by TEXT;
 CREATE INDEX alerts_suppressed ON alerts (id) WHERE suppressed_by IS NOT NULL AND status <> 'resolved';
--- Flapping counts the openings of one (service, dedup key) within a window.
-CREATE INDEX alerts_key_first_seen ON alerts (service_id, dedup_key, first_seen);
+-- Flapping counts the openings of one (service, dedup key) within a window: the
+-- resolved ones here, the open one through alerts_open. Partial, so that repeats
+-- (updates of open alerts) never write to it.
+CREATE INDEX alerts_resolved_key ON alerts (service_id, dedup_key, first_seen) WHERE status = 'resolved';
 
 -- No foreign key to services: deleting a service leaves its silences and rules as history.
 CREATE TABLE silences (
