@@ -311,7 +311,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn alert_event(
+    async fn alert_event(
         &self,
         w: &mut WriteTx,
         now: Timestamp,
