@@ -216,6 +216,8 @@ pub struct Alert {
     pub last_seen: chrono::DateTime<chrono::Utc>,
     /// When it was resolved.
     pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why it opened no incident, while held: `silence:<id>`, `maintenance:<id>` or `flapping`.
+    pub suppressed_by: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ pub mod fields;
 pub mod grouping;
 pub mod incident;
 pub mod invalid;
+pub mod maintenance;
 pub mod matcher;
 pub mod model;
 pub mod settings;
+pub mod silence;
 pub mod template;
 pub mod time;
 

@@ -28,13 +28,17 @@ pub enum AlertOutcome {
     Updated { alert_id: i64, status: AlertStatus },
     /// Acknowledge or resolve for no open alert: dropped, as PagerDuty does.
     Dropped,
+    /// A new alert held by a silence, a maintenance window or flapping: stored, no incident.
+    Suppressed { alert_id: i64, reason: String },
+    /// A held alert that nothing holds any more opened its incident.
+    Unsuppressed { alert_id: i64, incident_id: i64 },
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, service_id, incident_id, dedup_key, status, severity, summary, source, integration, \
-    labels, details, links, count, first_seen, last_seen, resolved_at";
+    labels, details, links, count, first_seen, last_seen, resolved_at, suppressed_by";
 
-fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
+pub(crate) fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
     let json = |col: &str| -> Result<Value, StoreError> {
         Ok(serde_json::from_str(&r.try_get::<String, _>(col)?).unwrap_or(Value::Null))
     };
@@ -57,6 +61,7 @@ fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
         first_seen: from_millis(r.try_get("first_seen")?),
         last_seen: from_millis(r.try_get("last_seen")?),
         resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(from_millis),
+        suppressed_by: r.try_get("suppressed_by")?,
     })
 }
 
@@ -100,7 +105,10 @@ impl Store {
         // The common case first: a repeat trigger of an open alert is one UPDATE.
         if ev.action == AlertAction::Trigger {
             // Repeats change only counters: the batch records them in one event.
-            if let Some(id) = self.count_repeat(w, service_id, ev, raw, now_ms).await? {
+            if let Some(id) = self
+                .count_repeat(w, service_id, ev, raw, now_ms, false)
+                .await?
+            {
                 return Ok(AlertOutcome::Repeated { alert_id: id });
             }
         }
@@ -116,6 +124,11 @@ impl Store {
         .transpose()?;
         match (ev.action, open) {
             (AlertAction::Trigger, None) => {
+                if let Some(reason) = self.suppression(w, service_id, ev, now).await? {
+                    return self
+                        .open_suppressed(w, key, inbound, &actor, reason, now)
+                        .await;
+                }
                 // Joins its group's open incident or declares one (grouping.rs).
                 let incident_id = self
                     .incident_for_alert(w, settings, service_id, ev, &actor, now)
@@ -147,9 +160,15 @@ impl Store {
                     incident_id,
                 })
             }
+            (AlertAction::Trigger, Some(a)) if a.suppressed_by.is_some() => {
+                self.count_repeat(w, service_id, ev, raw, now_ms, true)
+                    .await?;
+                self.repeat_suppressed(w, settings, &actor, a.id, now).await
+            }
             (AlertAction::Trigger, Some(a)) => {
                 // Opened between the UPDATE above and the SELECT (another node): count it now.
-                self.count_repeat(w, service_id, ev, raw, now_ms).await?;
+                self.count_repeat(w, service_id, ev, raw, now_ms, false)
+                    .await?;
                 Ok(AlertOutcome::Repeated { alert_id: a.id })
             }
             (AlertAction::Acknowledge | AlertAction::Resolve, None) => Ok(AlertOutcome::Dropped),
@@ -196,6 +215,8 @@ impl Store {
 
     // A repeat updates what it says and keeps what it does not mention: summary,
     // severity and source always; labels merged; details and links only when given.
+    // A held (suppressed) alert is counted only when `held` says so: its repeats
+    // go the slow way, to be looked at again.
     async fn count_repeat(
         &self,
         w: &mut WriteTx,
@@ -203,6 +224,7 @@ impl Store {
         ev: &AlertEvent,
         raw: &str,
         now_ms: i64,
+        held: bool,
     ) -> Result<Option<i64>, StoreError> {
         let details = (!ev.details.is_null()).then(|| ev.details.to_string());
         let links = (!ev.links.is_empty()).then(|| json!(ev.links).to_string());
@@ -214,7 +236,7 @@ impl Store {
         let id: Option<i64> = sqlx::query_scalar(&format!(
             "UPDATE alerts SET count = count + 1, last_seen = $1, severity = $2, summary = $3, source = $4, \
              labels = COALESCE({merge}, labels), details = COALESCE($6, details), links = COALESCE($7, links), raw = $8 \
-             WHERE service_id = $9 AND dedup_key = $10 AND status <> 'resolved' RETURNING id"
+             WHERE service_id = $9 AND dedup_key = $10 AND status <> 'resolved' AND (suppressed_by IS NULL OR $11 = 1) RETURNING id"
         ))
         .bind(now_ms)
         .bind(ev.severity.as_str())
@@ -226,6 +248,7 @@ impl Store {
         .bind(bounded(raw))
         .bind(service_id)
         .bind(ev.dedup_key.as_str())
+        .bind(held as i64)
         .fetch_optional(&mut *w.tx)
         .await?;
         Ok(id)
@@ -310,24 +333,33 @@ impl Store {
         Ok((alert(&row)?, row.try_get("raw")?))
     }
 
-    /// Alerts, most recently seen first; optionally one service's, one status, one incident's.
+    /// Alerts, most recently seen first; optionally one service's, one status, one
+    /// incident's, only held (`suppressed` true) or only not held (false).
     pub async fn alerts(
         &self,
         service_id: Option<i64>,
         status: Option<AlertStatus>,
         incident_id: Option<i64>,
+        suppressed: Option<bool>,
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Alert>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE ($1 = 0 OR service_id = $1) AND ($2 = '' OR status = $2) \
-             AND ($3 = 0 OR incident_id = $3) AND id < $4 ORDER BY id DESC LIMIT $5"
+             AND ($3 = 0 OR incident_id = $3) AND id < $4 \
+             AND ($6 = 0 OR ($6 = 1 AND suppressed_by IS NOT NULL) OR ($6 = 2 AND suppressed_by IS NULL)) \
+             ORDER BY id DESC LIMIT $5"
         ))
         .bind(service_id.unwrap_or(0))
         .bind(status.map(|s| s.as_str()).unwrap_or(""))
         .bind(incident_id.unwrap_or(0))
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(match suppressed {
+            None => 0i64,
+            Some(true) => 1,
+            Some(false) => 2,
+        })
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert).collect()

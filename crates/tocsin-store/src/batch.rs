@@ -462,6 +462,6 @@ fn bulk_repeat_sql(backend: Backend, rows: usize) -> String {
                column5 AS summary, column6 AS source, column7 AS labels, column8 AS details, \
                column9 AS links, column10 AS raw FROM (VALUES {values}) AS v) AS ev \
          WHERE alerts.service_id = ev.service_id AND alerts.dedup_key = ev.dedup_key AND alerts.status <> 'resolved' \
-         RETURNING alerts.id, alerts.service_id, alerts.dedup_key"
+         AND alerts.suppressed_by IS NULL RETURNING alerts.id, alerts.service_id, alerts.dedup_key"
     )
 }

@@ -16,6 +16,7 @@ mod incidents;
 mod migrate;
 mod notes;
 mod secrets;
+mod suppress;
 mod tx;
 
 use std::str::FromStr;
@@ -33,6 +34,7 @@ pub use events::Actor;
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use notes::{NewAttachment, NewNote};
 pub use secrets::{AuthPrincipal, NewSecret};
+pub use suppress::{NewSilence, NewWindow};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,9 @@ impl Store {
             "change_events",
             "service_alert_rules",
             "incident_groups",
+            "silences",
+            "maintenance_windows",
+            "flapping_rules",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

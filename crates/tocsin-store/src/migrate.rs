@@ -13,6 +13,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0003_change_events.sql"),
     ),
     (4, include_str!("../migrations/sqlite/0004_grouping.sql")),
+    (5, include_str!("../migrations/sqlite/0005_suppression.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -25,6 +26,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_change_events.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_grouping.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_suppression.sql"),
+    ),
 ];
 
 // Any constant works; it only has to be the same on every node.

@@ -31,6 +31,8 @@ pub(crate) struct AlertQuery {
     status: Option<String>,
     /// Only the alerts of this incident.
     incident_id: Option<String>,
+    /// `true`: only alerts held by a silence, maintenance window or flapping; `false`: only those not held.
+    suppressed: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -77,6 +79,17 @@ async fn list_alerts(
             message: "must be between 1 and 500".into(),
         });
     }
+    let suppressed = match q.suppressed.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(s) => {
+            return Err(ApiError::Invalid {
+                field: "suppressed".into(),
+                message: format!("`{s}` is not true or false"),
+            })
+        }
+    };
     let before = opt_i64("cursor", q.cursor.as_deref())?;
     let mut items = state
         .store
@@ -84,6 +97,7 @@ async fn list_alerts(
             opt_i64("service_id", q.service_id.as_deref())?,
             status,
             opt_i64("incident_id", q.incident_id.as_deref())?,
+            suppressed,
             before,
             limit + 1,
         )

@@ -6,6 +6,7 @@ mod alerts;
 mod directory;
 mod incidents;
 mod records;
+mod suppression;
 
 use tocsin_core::time::Timestamp;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,6 +35,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "tokens", description = "API tokens"),
         (name = "settings", description = "Instance settings and audit log"),
         (name = "alerts", description = "Alerts received from monitoring"),
+        (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -64,6 +66,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(access::routes())
         .merge(alerts::routes())
         .merge(alert_rules::routes())
+        .merge(suppression::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -15,3 +15,4 @@ mod ops;
 mod paging;
 mod records;
 mod roles;
+mod suppression;
