@@ -12,6 +12,7 @@ mod directory;
 mod error;
 mod events;
 mod incidents;
+mod integrations;
 mod migrate;
 mod notes;
 mod secrets;
@@ -30,6 +31,7 @@ pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
+pub use integrations::IntegrationChanges;
 pub use notes::{NewAttachment, NewNote};
 pub use secrets::{AuthPrincipal, NewSecret};
 
