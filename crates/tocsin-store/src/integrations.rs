@@ -52,6 +52,30 @@ impl Store {
         }
     }
 
+    /// Which of `services` holds an open alert with `dedup_key`, if any: where an
+    /// acknowledge or resolve goes when routing rules spread an integration's
+    /// alerts over several services and the event lacks the labels they matched.
+    pub async fn open_alert_service(
+        &self,
+        dedup_key: &str,
+        services: &[i64],
+    ) -> Result<Option<i64>, StoreError> {
+        if services.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = (0..services.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT service_id FROM alerts WHERE dedup_key = $1 AND status <> 'resolved' \
+             AND service_id IN ({}) ORDER BY last_seen DESC, id DESC LIMIT 1",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_scalar(&sql).bind(dedup_key);
+        for s in services {
+            q = q.bind(*s);
+        }
+        Ok(q.fetch_optional(&self.pool).await?)
+    }
+
     /// Changes an integration's name, routing rules or templates. Every rule's
     /// target service must exist; the change is one event on the log.
     pub async fn update_integration_key(

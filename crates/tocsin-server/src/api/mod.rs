@@ -4,7 +4,9 @@ mod access;
 mod alerts;
 mod directory;
 mod incidents;
+mod integrations;
 mod records;
+mod snippets;
 
 use tocsin_core::time::Timestamp;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -62,6 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(directory::routes())
         .merge(access::routes())
         .merge(alerts::routes())
+        .merge(integrations::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod ingest;
+mod integrations;
 mod lifecycle;
 mod openapi;
 mod ops;
