@@ -623,4 +623,76 @@ mod tests {
         assert_eq!(e.field, "templates.severity");
         assert!(e.message.starts_with("event 1:"), "{}", e.message);
     }
+
+    // What a fuzzer would do, bounded: arbitrary payloads and templates never
+    // panic; they map to an event or to an error naming a template or the body.
+    #[test]
+    fn arbitrary_input_never_panics() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        fn value(r: &mut StdRng, depth: u32) -> Value {
+            let words = [
+                "title", "status", "ok", "RESOLVED", "severity", "P1", "", "ü→", "{{", "labels",
+                "url",
+            ];
+            match r.gen_range(0..if depth > 3 { 4 } else { 6 }) {
+                0 => Value::Null,
+                1 => json!(r.gen::<bool>()),
+                2 => json!(r.gen::<i32>()),
+                3 => json!(words[r.gen_range(0..words.len())]),
+                4 => Value::Array(
+                    (0..r.gen_range(0..4))
+                        .map(|_| value(r, depth + 1))
+                        .collect(),
+                ),
+                _ => Value::Object(
+                    (0..r.gen_range(0..5))
+                        .map(|_| {
+                            (
+                                words[r.gen_range(0..words.len())].to_string(),
+                                value(r, depth + 1),
+                            )
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        let sources = [
+            "{{ payload.title }}",
+            "{{ payload | tojson }}",
+            "{{ payload.labels | tojson }}",
+            "{{ payload.status }}",
+            "[1, 2]",
+            "{{",
+            "payload.status == 'ok'",
+            "{% for x in payload %}{{ x }}\n{% endfor %}",
+        ];
+        let mut r = StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            let payload = value(&mut r, 0);
+            let pick = |r: &mut StdRng| {
+                r.gen_bool(0.5)
+                    .then(|| sources[r.gen_range(0..sources.len())].to_string())
+            };
+            let tm = Templates {
+                title: pick(&mut r),
+                severity: pick(&mut r),
+                dedup_key: pick(&mut r),
+                description: pick(&mut r),
+                source: pick(&mut r),
+                links: pick(&mut r),
+                labels: pick(&mut r),
+                resolve_condition: pick(&mut r),
+                acknowledge_condition: pick(&mut r),
+            };
+            let body = serde_json::to_vec(&payload).unwrap();
+            match parse(&tm, &body) {
+                Ok(events) => assert!(!events.is_empty()),
+                Err(e) => assert!(
+                    e.field.starts_with("templates.") || e.field.starts_with("body"),
+                    "{e}"
+                ),
+            }
+        }
+    }
 }
