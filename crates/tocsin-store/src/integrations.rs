@@ -52,6 +52,27 @@ impl Store {
         }
     }
 
+    /// Live integration keys whose routing rules send events to `service_id`.
+    pub(crate) async fn keys_routing_to(&self, service_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM integration_keys WHERE revoked_at IS NULL AND config <> '{{}}' ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ids = Vec::new();
+        for r in &rows {
+            let k = key(r)?;
+            if k.config
+                .routing_rules
+                .iter()
+                .any(|r| r.service_id == service_id)
+            {
+                ids.push(k.id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Which of `services` holds an open alert with `dedup_key`, if any: where an
     /// acknowledge or resolve goes when routing rules spread an integration's
     /// alerts over several services and the event lacks the labels they matched.

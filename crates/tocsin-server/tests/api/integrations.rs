@@ -243,13 +243,15 @@ async fn routing_rules_route_events_first_match_wins(app: TestApp) {
     let key_id = key_id_of(&app, edge).await;
     let db = service(&app, "database").await;
     let web = service(&app, "web").await;
+    let spare = service(&app, "spare").await;
     let r = app
         .patch(
             &key_path(edge, key_id),
             json!({ "routing_rules": [
                 { "matchers": ["component=~\"postgres|mysql\""], "service_id": db },
                 { "matchers": [{ "name": "team", "op": "=", "value": "db" }], "service_id": db },
-                { "matchers": ["severity=critical"], "service_id": web }
+                { "matchers": ["severity=critical"], "service_id": web },
+                { "matchers": ["never=\"matches\""], "service_id": spare }
             ] }),
         )
         .await;
@@ -320,12 +322,37 @@ async fn routing_rules_route_events_first_match_wins(app: TestApp) {
         .unwrap();
     assert_eq!(am_db["status"], "resolved");
 
+    // A service that rules send events to is kept until the rules change.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/services/{spare}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::CONFLICT, "id"),
+        "{}",
+        r.body
+    );
+
     // New rules apply to the next event at once (the key cache is refreshed).
     let r = app
         .patch(&key_path(edge, key_id), json!({ "routing_rules": [] }))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     enqueue(&app, &key, "pg-after", "postgres", "critical").await;
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/services/{spare}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert!(dedup_keys(&alerts_of(&app, edge).await).contains(&"pg-after".to_string()));
     assert_eq!(alerts_of(&app, db).await.len(), 2);
 
