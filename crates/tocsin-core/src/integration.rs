@@ -83,7 +83,7 @@ impl Templates {
             .filter_map(|(field, src, expr)| {
                 let src = src?;
                 if expr {
-                    template::check_expr(field, src).err()
+                    template::check_expr(field, condition_expr(src)).err()
                 } else {
                     template::check(field, src).err()
                 }
@@ -120,6 +120,16 @@ impl Templates {
     }
 }
 
+/// The expression of a condition: one written as `{{ … }}` by habit (Grafana
+/// OnCall's style) is read as what is inside.
+pub fn condition_expr(src: &str) -> &str {
+    let e = src.trim();
+    match e.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")) {
+        Some(inner) if !inner.contains("}}") && !inner.contains("{{") => inner,
+        _ => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +145,13 @@ mod tests {
         let fields: Vec<String> = t.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["templates.title", "templates.resolve_condition"]);
         assert!(Templates::default().check().is_ok());
+        let braced = Templates {
+            resolve_condition: Some("{{ payload.state == 'OK' }}".into()),
+            ..Default::default()
+        };
+        assert!(braced.check().is_ok());
+        assert_eq!(condition_expr(" {{ a }} "), " a ");
+        assert_eq!(condition_expr("{{ a }} and {{ b }}"), "{{ a }} and {{ b }}");
     }
 
     #[test]

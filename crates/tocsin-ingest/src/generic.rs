@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use tocsin_core::alert::{
     AlertAction, AlertEvent, AlertLink, AlertSeverity, DedupKey, MAX_SUMMARY,
 };
-use tocsin_core::integration::Templates;
+use tocsin_core::integration::{condition_expr, Templates};
 use tocsin_core::template;
 use tocsin_core::Invalid;
 
@@ -220,13 +220,7 @@ fn render(
 }
 
 fn condition(field: &str, expr: &str, ctx: &Value) -> Result<bool, Invalid> {
-    // Written as `{{ … }}` by habit (OnCall's style): evaluate what is inside.
-    let e = expr.trim();
-    let e = e
-        .strip_prefix("{{")
-        .and_then(|s| s.strip_suffix("}}"))
-        .unwrap_or(e);
-    template::eval_bool(field, e, ctx)
+    template::eval_bool(field, condition_expr(expr), ctx)
 }
 
 fn severity(

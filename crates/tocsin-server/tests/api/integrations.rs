@@ -400,7 +400,7 @@ fn check_templates() -> Value {
         "links": "{{ [payload.check.url, payload.runbook] | tojson }}",
         "labels": "{{ {'team': payload.team, 'check': payload.check.name} | tojson }}",
         "resolve_condition": "payload.check.state == 'UP'",
-        "acknowledge_condition": "payload.check.state == 'SEEN'"
+        "acknowledge_condition": "{{ payload.check.state == 'SEEN' }}"
     })
 }
 
