@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Role;
 use crate::incident::{Level, Priority, RecordKind, RelationKind, Status};
+use crate::integration::IntegrationConfig;
 use chrono::{DateTime, Utc};
 
 use crate::Invalid;
@@ -258,6 +259,9 @@ pub struct IntegrationKey {
     pub created_at: DateTime<Utc>,
     /// Revoked keys are refused.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Routing rules and webhook templates, carried so the ingest edge needs no query.
+    #[serde(flatten)]
+    pub config: IntegrationConfig,
 }
 
 /// An email address: something@domain, parsed at the edge.

@@ -5,4 +5,5 @@
 
 pub mod alertmanager;
 pub mod fuzzing;
+pub mod generic;
 pub mod pagerduty;

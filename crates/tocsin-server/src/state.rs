@@ -46,6 +46,9 @@ pub struct AppState {
     pub alerts: AlertWriter,
     /// Per-integration-key rate limits.
     pub limiter: Arc<crate::ingest::limit::Limiter>,
+    /// Base URL senders reach this instance at, for configuration snippets;
+    /// `None`: taken from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             alerts,
             limiter: Arc::default(),
+            public_url: None,
         }
     }
 

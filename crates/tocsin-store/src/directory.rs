@@ -552,6 +552,14 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let svc = self.service(id).await?;
+        // Events routed to a deleted service could never be stored: senders would retry forever.
+        let routed_from = self.keys_routing_to(id).await?;
+        if !routed_from.is_empty() {
+            return Err(StoreError::conflict(
+                "id",
+                format!("service {id} is the target of routing rules of integration key(s) {routed_from:?}; change those rules first"),
+            ));
+        }
         let mut w = self.write().await?;
         let used: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM incident_services WHERE service_id = $1")

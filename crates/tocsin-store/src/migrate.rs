@@ -14,6 +14,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (4, include_str!("../migrations/sqlite/0004_grouping.sql")),
     (5, include_str!("../migrations/sqlite/0005_suppression.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_integrations.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -29,6 +33,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../migrations/postgres/0005_suppression.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_integrations.sql"),
     ),
 ];
 

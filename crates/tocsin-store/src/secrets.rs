@@ -57,7 +57,7 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 const TOKEN_COLUMNS: &str = "id, name, user_id, role, prefix, created_at, last_used_at, revoked_at";
-const KEY_COLUMNS: &str = "id, service_id, name, prefix, created_at, revoked_at";
+pub(crate) const KEY_COLUMNS: &str = "id, service_id, name, prefix, created_at, revoked_at, config";
 
 fn token(r: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
@@ -74,7 +74,7 @@ fn token(r: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
     })
 }
 
-fn key(r: &sqlx::any::AnyRow) -> Result<IntegrationKey, StoreError> {
+pub(crate) fn key(r: &sqlx::any::AnyRow) -> Result<IntegrationKey, StoreError> {
     Ok(IntegrationKey {
         id: r.try_get("id")?,
         service_id: r.try_get("service_id")?,
@@ -82,6 +82,8 @@ fn key(r: &sqlx::any::AnyRow) -> Result<IntegrationKey, StoreError> {
         prefix: r.try_get("prefix")?,
         created_at: from_millis(r.try_get("created_at")?),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_millis),
+        config: serde_json::from_str(&r.try_get::<String, _>("config")?)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
     })
 }
 
@@ -316,13 +318,18 @@ impl Store {
         .await?;
         w.commit().await?;
         // After the commit, so a lookup racing the revocation cannot cache the key again.
-        if let Ok(mut cache) = self.key_cache.lock() {
-            cache.retain(|_, (cached, _)| cached.id != id);
-        }
+        self.forget_integration_key(id);
         Ok(IntegrationKey {
             revoked_at: Some(now),
             ..k
         })
+    }
+
+    /// Drops a key from this node's cache, after a change to it is committed.
+    pub(crate) fn forget_integration_key(&self, id: i64) {
+        if let Ok(mut cache) = self.key_cache.lock() {
+            cache.retain(|_, (cached, _)| cached.id != id);
+        }
     }
 
     /// The live integration key behind a secret, for inbound alert sources.

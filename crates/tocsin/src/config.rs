@@ -60,6 +60,10 @@ pub struct ServerArgs {
     /// Email of the first admin, created on first start [default: admin@localhost].
     #[arg(long, env = "TOCSIN_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
+    /// Base URL senders reach this instance at, used in configuration snippets
+    /// [default: http://<listen address>].
+    #[arg(long, env = "TOCSIN_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 fn parse_sync(s: &str) -> Result<SqliteSync, String> {
@@ -85,6 +89,7 @@ struct FileConfig {
     ingest_rate_per_key: Option<f64>,
     ingest_burst_per_key: Option<f64>,
     admin_email: Option<String>,
+    public_url: Option<String>,
     #[serde(default)]
     incident: IncidentSettings,
 }
@@ -114,6 +119,8 @@ pub struct Config {
     pub ingest_burst_per_key: f64,
     /// First admin's email.
     pub admin_email: String,
+    /// Base URL for configuration snippets; `None`: `http://` and the bound address.
+    pub public_url: Option<String>,
     /// Incident settings.
     pub incident: IncidentSettings,
 }
@@ -172,10 +179,23 @@ impl Config {
                 .clone()
                 .or(file.admin_email)
                 .unwrap_or_else(|| "admin@localhost".into()),
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
             incident: file.incident,
         };
         if config.ingest_rate_per_key < 0.0 || config.ingest_burst_per_key < 1.0 {
             bail!("ingest_rate_per_key must be at least 0 and ingest_burst_per_key at least 1");
+        }
+        if let Some(u) = &config.public_url {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+                bail!("public_url must be an http:// or https:// URL, not `{u}`");
+            }
         }
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
@@ -219,6 +239,18 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.incident.types.len(), 1);
         assert!(c.database.starts_with("sqlite://tocsin-data/"));
+        assert_eq!(c.public_url, None);
+        let c = Config::load(&ServerArgs {
+            public_url: Some("https://tocsin.example.com/".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://tocsin.example.com"));
+        assert!(Config::load(&ServerArgs {
+            public_url: Some("tocsin.example.com".into()),
+            ..Default::default()
+        })
+        .is_err());
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
         let err = Config::load(&ServerArgs {
             config: Some(path),

@@ -108,7 +108,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_attachment_bytes: config.max_attachment_bytes,
         ingest_rate,
     };
-    let state = AppState::new(store.clone(), config.incident.clone(), clock, limits);
+    let mut state = AppState::new(store.clone(), config.incident.clone(), clock, limits);
+    state.public_url = Some(
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+    );
     tracing::info!(%addr, database = %redact(&config.database), "tocsin listening");
     eprintln!("tocsin listening on http://{addr}");
     tocsin_server::serve(listener, state, shutdown_signal()).await?;

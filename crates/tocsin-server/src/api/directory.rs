@@ -1,4 +1,4 @@
-//! Services (with integration keys), users and teams.
+//! Services, users and teams (integration keys: integrations.rs).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -6,10 +6,8 @@ use axum::Json;
 use serde::Deserialize;
 use tocsin_core::auth::Role;
 use tocsin_core::change::Patch;
-use tocsin_core::model::{
-    long_text, required_text, EmailAddress, IntegrationKey, Service, Team, User,
-};
-use tocsin_store::{Named, NewSecret, NewUser, UserChanges};
+use tocsin_core::model::{long_text, required_text, EmailAddress, Service, Team, User};
+use tocsin_store::{Named, NewUser, UserChanges};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,8 +22,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_services, create_service))
         .routes(routes!(get_service, update_service, delete_service))
-        .routes(routes!(list_keys, create_key))
-        .routes(routes!(revoke_key))
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user))
         .routes(routes!(list_teams, create_team))
@@ -33,7 +29,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(add_member, remove_member))
 }
 
-const MAX_NAME: usize = 200;
+pub(crate) const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 10_000;
 
 /// A new service.
@@ -150,65 +146,6 @@ async fn delete_service(
         .delete_service(path_id("id", &id)?, &c.actor(), state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A new integration key.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct KeyRequest {
-    /// What will send with it, e.g. `alertmanager-prod`.
-    name: String,
-}
-
-/// A service's integration keys (without secrets).
-#[utoipa::path(get, path = "/api/v1/services/{id}/integration-keys", tag = "services", params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<IntegrationKey>), (status = 404, body = ErrorResponse)), security(("token" = ["admin"])))]
-async fn list_keys(
-    State(state): State<AppState>,
-    _c: AsAdmin,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Vec<IntegrationKey>>> {
-    Ok(Json(
-        state.store.integration_keys(path_id("id", &id)?).await?,
-    ))
-}
-
-/// Create an integration key; the secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/services/{id}/integration-keys", tag = "services", params(("id" = i64, Path)), request_body = KeyRequest,
-    responses((status = 201, body = NewSecret<IntegrationKey>), (status = 404, body = ErrorResponse)), security(("token" = ["admin"])))]
-async fn create_key(
-    State(state): State<AppState>,
-    c: AsAdmin,
-    Path(id): Path<String>,
-    ApiJson(r): ApiJson<KeyRequest>,
-) -> ApiResult<(StatusCode, Json<NewSecret<IntegrationKey>>)> {
-    let name = required_text("name", &r.name, MAX_NAME)?;
-    let k = state
-        .store
-        .create_integration_key(path_id("id", &id)?, &name, &c.actor(), state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(k)))
-}
-
-/// Revoke an integration key; alerts sent with it are refused from now on.
-#[utoipa::path(delete, path = "/api/v1/services/{id}/integration-keys/{key_id}", tag = "services",
-    params(("id" = i64, Path), ("key_id" = i64, Path)),
-    responses((status = 200, body = IntegrationKey), (status = 404, body = ErrorResponse)), security(("token" = ["admin"])))]
-async fn revoke_key(
-    State(state): State<AppState>,
-    c: AsAdmin,
-    Path((id, key_id)): Path<(String, String)>,
-) -> ApiResult<Json<IntegrationKey>> {
-    let k = state
-        .store
-        .revoke_integration_key(
-            path_id("id", &id)?,
-            path_id("key_id", &key_id)?,
-            &c.actor(),
-            state.now(),
-        )
-        .await?;
-    Ok(Json(k))
 }
 
 /// A new user.

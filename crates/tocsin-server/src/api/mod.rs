@@ -5,7 +5,9 @@ mod alert_rules;
 mod alerts;
 mod directory;
 mod incidents;
+mod integrations;
 mod records;
+mod snippets;
 mod suppression;
 
 use tocsin_core::time::Timestamp;
@@ -67,6 +69,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(alerts::routes())
         .merge(alert_rules::routes())
         .merge(suppression::routes())
+        .merge(integrations::routes())
 }
 
 /// Parses a numeric id from a path segment.

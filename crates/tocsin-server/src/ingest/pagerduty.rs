@@ -133,8 +133,11 @@ async fn enqueue(State(state): State<AppState>, headers: HeaderMap, req: Request
     };
     let raw = String::from_utf8_lossy(&body).into_owned();
     let dedup_key = parsed.event.dedup_key.as_str().to_string();
-    let inbound = tocsin_store::Inbound::new(&key, parsed.event, raw);
-    match state.alerts.submit(key, vec![inbound]).await {
+    let inbound = match super::routed(&state, &key, vec![(parsed.event, raw)]).await {
+        Ok(i) => i,
+        Err(e) => return internal(e.to_string()),
+    };
+    match state.alerts.submit(key, inbound).await {
         Ok(_) => (
             StatusCode::ACCEPTED,
             Json(Accepted {

@@ -50,10 +50,12 @@ async fn receive(
         .limiter
         .charge(state.limits.ingest_rate, key.id, count, state.now())
         .map_err(ApiError::RateLimited)?;
-    let events = parsed
-        .into_iter()
-        .map(|p| tocsin_store::Inbound::new(&key, p.event, p.raw))
-        .collect();
+    let events = super::routed(
+        &state,
+        &key,
+        parsed.into_iter().map(|p| (p.event, p.raw)).collect(),
+    )
+    .await?;
     state.alerts.submit(key, events).await?;
     Ok((
         StatusCode::OK,

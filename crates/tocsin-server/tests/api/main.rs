@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod grouping;
 mod ingest;
+mod integrations;
 mod lifecycle;
 mod openapi;
 mod ops;
