@@ -9,6 +9,7 @@ pub mod alert;
 pub mod auth;
 pub mod change;
 pub mod fields;
+pub mod heartbeat;
 pub mod incident;
 pub mod invalid;
 pub mod matcher;

@@ -46,6 +46,8 @@ pub struct AppState {
     pub alerts: AlertWriter,
     /// Per-integration-key rate limits.
     pub limiter: Arc<crate::ingest::limit::Limiter>,
+    /// Kicked when a heartbeat is pinged or changed, so its checker recomputes its sleep.
+    pub heartbeat_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             alerts,
             limiter: Arc::default(),
+            heartbeat_wake: Arc::default(),
         }
     }
 

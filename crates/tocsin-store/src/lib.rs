@@ -11,6 +11,7 @@ mod changes;
 mod directory;
 mod error;
 mod events;
+mod heartbeats;
 mod incidents;
 mod migrate;
 mod notes;
@@ -29,6 +30,7 @@ pub use batch::{AlertWriter, Inbound};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;
+pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use notes::{NewAttachment, NewNote};
 pub use secrets::{AuthPrincipal, NewSecret};
@@ -177,6 +179,7 @@ impl Store {
             "counters",
             "alerts",
             "change_events",
+            "heartbeats",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_change_events.sql"),
     ),
+    (4, include_str!("../migrations/sqlite/0004_heartbeats.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -22,6 +23,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../migrations/postgres/0003_change_events.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_heartbeats.sql"),
     ),
 ];
 

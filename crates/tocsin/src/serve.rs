@@ -111,7 +111,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(store.clone(), config.incident.clone(), clock, limits);
     tracing::info!(%addr, database = %redact(&config.database), "tocsin listening");
     eprintln!("tocsin listening on http://{addr}");
-    tocsin_server::serve(listener, state, shutdown_signal()).await?;
+    // Background work stops when the HTTP server does.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
+        store.clone(),
+        state.settings.clone(),
+        state.clock.clone(),
+        state.heartbeat_wake.clone(),
+        stopped.clone(),
+    ));
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    tocsin_server::serve(listener, state, shutdown).await?;
+    let _ = heartbeats.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -3,6 +3,7 @@
 mod access;
 mod alerts;
 mod directory;
+mod heartbeats;
 mod incidents;
 mod records;
 
@@ -33,6 +34,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "tokens", description = "API tokens"),
         (name = "settings", description = "Instance settings and audit log"),
         (name = "alerts", description = "Alerts received from monitoring"),
+        (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -62,6 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(directory::routes())
         .merge(access::routes())
         .merge(alerts::routes())
+        .merge(heartbeats::routes())
 }
 
 /// Parses a numeric id from a path segment.

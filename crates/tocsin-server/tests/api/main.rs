@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod heartbeats;
 mod ingest;
 mod lifecycle;
 mod openapi;
