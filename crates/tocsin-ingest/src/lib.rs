@@ -4,4 +4,5 @@
 //! [`AlertEvent`]: tocsin_core::alert::AlertEvent
 
 pub mod alertmanager;
+pub mod email;
 pub mod pagerduty;
