@@ -50,7 +50,7 @@ fn chrono_ms(ms: i64) -> chrono::Duration {
     chrono::Duration::milliseconds(ms)
 }
 
-/// Runs the heartbeat checker until `shutdown` turns true.
+/// Runs the heartbeat checker until `shutdown` turns true (or its sender is dropped).
 pub async fn run(
     store: Store,
     settings: Arc<IncidentSettings>,
@@ -79,7 +79,8 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = wake.notified() => {}
-            _ = shutdown.changed() => {}
+            // A dropped sender also means stop.
+            changed = shutdown.changed() => if changed.is_err() { return },
         }
     }
 }

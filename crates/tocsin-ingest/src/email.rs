@@ -186,7 +186,7 @@ pub fn parse(raw: &[u8], opts: &EmailOptions) -> Result<AlertEvent, Invalid> {
     };
     let body = msg
         .body_text(0)
-        .map(|b| b.trim().to_string())
+        .map(|b| b.replace("\r\n", "\n").trim().to_string())
         .unwrap_or_default();
     let summary = if title.is_empty() {
         "(no subject)".to_string()

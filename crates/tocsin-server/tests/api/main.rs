@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod email;
 mod heartbeats;
 mod ingest;
 mod lifecycle;
