@@ -387,6 +387,35 @@ mod tests {
     }
 
     #[test]
+    fn mangled_mail_never_panics_and_stays_bounded() {
+        use rand::{Rng, SeedableRng};
+        let sample = mail(
+            "From: =?ISO-8859-1?Q?J=F6rg?= <j@x>\nSubject: =?UTF-8?B?RGlzayBmdWxs?= [OK]\nReferences: <a@x> <b@x>\nContent-Type: multipart/mixed; boundary=\"b\"",
+            "--b\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nM=FCnchen=\n\n--b\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\nPHA+eDwvcD4=\n--b--\n",
+        );
+        // A fixed seed: the same mutations every run, so a failure reproduces.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5322);
+        for _ in 0..3000 {
+            let mut raw = sample.clone();
+            for _ in 0..rng.gen_range(1..8) {
+                let at = rng.gen_range(0..raw.len());
+                match rng.gen_range(0..3) {
+                    0 => raw[at] = rng.gen(),
+                    1 => raw.truncate(at.max(1)),
+                    _ => {
+                        let special = b"=?:<>\r\n-";
+                        raw.insert(at, special[rng.gen_range(0..special.len())]);
+                    }
+                }
+            }
+            if let Ok(e) = parse(&raw, &opts()) {
+                assert!(e.summary.chars().count() <= MAX_SUMMARY);
+                assert!(e.dedup_key.as_str().chars().count() <= MAX_DEDUP_KEY);
+            }
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         for raw in [
             &b"\xff\xfe\x00"[..],

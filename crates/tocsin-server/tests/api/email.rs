@@ -381,7 +381,29 @@ async fn the_protocol_is_strict_and_a_store_failure_asks_for_a_retry(app: TestAp
     assert!(c.say("QUIT").await.starts_with("221"));
 }
 
+async fn connections_are_capped_and_idle_ones_time_out(app: TestApp) {
+    let s = smtp(
+        &app,
+        SmtpOptions {
+            max_connections: 1,
+            command_timeout: std::time::Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (mut first, greeting) = Conversation::open(&s).await;
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let (_, refused) = Conversation::open(&s).await;
+    assert!(refused.starts_with("421 4.3.2"), "{refused}");
+    // The first connection says nothing: the server gives up on it and frees its slot.
+    let bye = first.reply().await;
+    assert!(bye.starts_with("421 4.4.2"), "{bye}");
+    let (_, again) = Conversation::open(&s).await;
+    assert!(again.starts_with("220 "), "{again}");
+}
+
 crate::both_backends!(
+    connections_are_capped_and_idle_ones_time_out,
     mail_opens_an_alert_replies_count_and_resolution_resolves,
     unknown_and_revoked_keys_are_refused_at_rcpt,
     oversize_mail_is_refused,
