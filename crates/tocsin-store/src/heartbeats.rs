@@ -8,6 +8,7 @@ use tocsin_core::heartbeat::{dedup_key, due_at, Heartbeat, HeartbeatState};
 use tocsin_core::model::IntegrationKey;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
+use tocsin_core::Invalid;
 
 use crate::alerts::AlertOutcome;
 use crate::batch::Inbound;
@@ -49,6 +50,8 @@ pub struct HeartbeatChanges {
     pub interval_seconds: Option<i64>,
     /// New grace period, seconds.
     pub grace_seconds: Option<i64>,
+    /// Another service for its alerts.
+    pub service_id: Option<i64>,
 }
 
 /// What a ping did.
@@ -178,7 +181,8 @@ impl Store {
         heartbeat(&row)
     }
 
-    /// Renames a heartbeat or changes its timing; the deadline moves with it.
+    /// Renames a heartbeat, changes its timing (the deadline moves with it) or
+    /// moves it to another service (not while it is down).
     pub async fn update_heartbeat(
         &self,
         id: i64,
@@ -188,17 +192,35 @@ impl Store {
     ) -> Result<Heartbeat, StoreError> {
         let mut w = self.write().await?;
         let old = self.lock_heartbeat(&mut w, id).await?;
+        let service_id = c.service_id.unwrap_or(old.service_id);
+        if service_id != old.service_id {
+            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE id = $1")
+                .bind(service_id)
+                .fetch_one(&mut *w.tx)
+                .await?;
+            if exists == 0 {
+                return Err(Invalid::new("service_id", format!("no service {service_id}")).into());
+            }
+            // Its open alert belongs to the old service: moving would orphan it.
+            if old.state == HeartbeatState::Down {
+                return Err(StoreError::conflict(
+                    "service_id",
+                    "the heartbeat is down: ping it (or delete it) before moving it",
+                ));
+            }
+        }
         let interval = c.interval_seconds.unwrap_or(old.interval_seconds);
         let grace = c.grace_seconds.unwrap_or(old.grace_seconds);
         let since = old.last_ping_at.unwrap_or(old.created_at);
         let row = sqlx::query(&format!(
-            "UPDATE heartbeats SET name = $1, interval_seconds = $2, grace_seconds = $3, due_at = $4 \
-             WHERE id = $5 RETURNING {COLUMNS}"
+            "UPDATE heartbeats SET name = $1, interval_seconds = $2, grace_seconds = $3, due_at = $4, \
+             service_id = $5 WHERE id = $6 RETURNING {COLUMNS}"
         ))
         .bind(c.name.as_deref().unwrap_or(&old.name))
         .bind(interval)
         .bind(grace)
         .bind(to_millis(due_at(since, interval, grace)))
+        .bind(service_id)
         .bind(id)
         .fetch_one(&mut *w.tx)
         .await?;

@@ -50,6 +50,8 @@ pub(crate) struct HeartbeatPatch {
     interval_seconds: Option<i64>,
     /// New grace period, seconds.
     grace_seconds: Option<i64>,
+    /// Move it to another service (not while it is down).
+    service_id: Option<i64>,
 }
 
 /// The answer to a ping.
@@ -110,10 +112,12 @@ async fn get_heartbeat(
     Ok(Json(state.store.heartbeat(path_id("id", &id)?).await?))
 }
 
-/// Rename a heartbeat or change its timing; the deadline moves with it.
+/// Rename a heartbeat, change its timing (the deadline moves with it) or move it
+/// to another service.
 #[utoipa::path(patch, path = "/api/v1/heartbeat-monitors/{id}", tag = "heartbeats", params(("id" = i64, Path)),
     request_body = HeartbeatPatch,
-    responses((status = 200, body = Heartbeat), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    responses((status = 200, body = Heartbeat), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)),
     security(("token" = ["admin"])))]
 async fn update_heartbeat(
     State(state): State<AppState>,
@@ -135,6 +139,7 @@ async fn update_heartbeat(
             .grace_seconds
             .map(|s| heartbeat::grace("grace_seconds", s))
             .transpose()?,
+        service_id: p.service_id,
     };
     let hb = state
         .store

@@ -259,6 +259,47 @@ async fn heartbeats_are_managed_by_admins_and_pinged_by_key(app: TestApp) {
     );
 }
 
+async fn a_heartbeat_moves_between_services_but_not_while_down(app: TestApp) {
+    let svc = service(&app, "etl").await;
+    let other = service(&app, "etl-v2").await;
+    let (id, _) = heartbeat(&app, svc, 10, 0).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/heartbeat-monitors/{id}"),
+            json!({ "service_id": other }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["service_id"], other);
+    app.clock.advance(Duration::seconds(11));
+    assert_eq!(check(&app).await, 1);
+    assert_eq!(
+        alerts(&app, other).await.len(),
+        1,
+        "the alert goes to its new service"
+    );
+    assert!(alerts(&app, svc).await.is_empty());
+    let r = app
+        .patch(
+            &format!("/api/v1/heartbeat-monitors/{id}"),
+            json!({ "service_id": svc }),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (StatusCode::CONFLICT, "service_id"));
+
+    // Deleting it while down resolves its alert.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/heartbeat-monitors/{id}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(alerts(&app, other).await[0]["status"], "resolved");
+}
+
 async fn deleting_a_down_heartbeat_resolves_its_alert(app: TestApp) {
     let svc = service(&app, "etl").await;
     let (id, _) = heartbeat(&app, svc, 10, 0).await;
@@ -312,6 +353,8 @@ async fn bad_heartbeat_input_names_the_field_and_writes_nothing(app: TestApp) {
     for (body, field) in [
         (json!({ "interval_seconds": 0 }), "interval_seconds"),
         (json!({ "grace_seconds": -1 }), "grace_seconds"),
+        (json!({ "service_id": 999999 }), "service_id"),
+        (json!({ "service_id": "batch" }), "service_id"),
     ] {
         let r = app
             .patch(&format!("/api/v1/heartbeat-monitors/{id}"), body.clone())
@@ -335,5 +378,6 @@ crate::both_backends!(
     a_heartbeat_never_pinged_goes_down_after_interval_and_grace_from_creation,
     heartbeats_are_managed_by_admins_and_pinged_by_key,
     deleting_a_down_heartbeat_resolves_its_alert,
+    a_heartbeat_moves_between_services_but_not_while_down,
     bad_heartbeat_input_names_the_field_and_writes_nothing
 );
