@@ -10,6 +10,7 @@ pub mod auth;
 pub mod change;
 pub mod fields;
 pub mod grouping;
+pub mod heartbeat;
 pub mod incident;
 pub mod integration;
 pub mod invalid;

@@ -4,6 +4,7 @@
 //! [`AlertEvent`]: tocsin_core::alert::AlertEvent
 
 pub mod alertmanager;
+pub mod email;
 pub mod fuzzing;
 pub mod generic;
 pub mod pagerduty;

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod metrics;
 mod ops;
 pub mod password;
+pub mod smtp;
 pub mod state;
 
 use std::future::Future;

@@ -49,6 +49,8 @@ pub struct AppState {
     /// Base URL senders reach this instance at, for configuration snippets;
     /// `None`: taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// Kicked when a heartbeat is pinged or changed, so its checker recomputes its sleep.
+    pub heartbeat_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             alerts,
             limiter: Arc::default(),
             public_url: None,
+            heartbeat_wake: Arc::default(),
         }
     }
 

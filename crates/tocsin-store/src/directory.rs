@@ -574,6 +574,10 @@ impl Store {
                 ),
             ));
         }
+        sqlx::query("DELETE FROM heartbeats WHERE service_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
         sqlx::query("DELETE FROM integration_keys WHERE service_id = $1")
             .bind(id)
             .execute(&mut *w.tx)

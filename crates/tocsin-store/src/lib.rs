@@ -12,6 +12,7 @@ mod directory;
 mod error;
 mod events;
 mod grouping;
+mod heartbeats;
 mod incidents;
 mod integrations;
 mod migrate;
@@ -32,6 +33,7 @@ pub use batch::{AlertWriter, Inbound};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;
+pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use integrations::IntegrationChanges;
 pub use notes::{NewAttachment, NewNote};
@@ -187,6 +189,7 @@ impl Store {
             "silences",
             "maintenance_windows",
             "flapping_rules",
+            "heartbeats",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -18,6 +18,7 @@ const SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_integrations.sql"),
     ),
+    (7, include_str!("../migrations/sqlite/0007_heartbeats.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -37,6 +38,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         6,
         include_str!("../migrations/postgres/0006_integrations.sql"),
+    ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_heartbeats.sql"),
     ),
 ];
 

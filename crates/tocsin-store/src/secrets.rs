@@ -43,7 +43,7 @@ pub struct AuthPrincipal {
 const TOKEN_PREFIX: &str = "tcs_";
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
-fn random(len: usize) -> String {
+pub(crate) fn random(len: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(len)

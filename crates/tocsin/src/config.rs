@@ -64,6 +64,18 @@ pub struct ServerArgs {
     /// [default: http://<listen address>].
     #[arg(long, env = "TOCSIN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Address for the SMTP listener (mail to <integration-key>@any-domain becomes an alert) [default: off].
+    #[arg(long, env = "TOCSIN_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
+    /// Largest inbound mail in bytes [default: 4194304].
+    #[arg(long, env = "TOCSIN_SMTP_MAX_MESSAGE_BYTES")]
+    pub smtp_max_message_bytes: Option<usize>,
+    /// SMTP connections served at once [default: 100].
+    #[arg(long, env = "TOCSIN_SMTP_MAX_CONNECTIONS")]
+    pub smtp_max_connections: Option<usize>,
+    /// Subject keywords that make a mail resolve its thread's alert, comma-separated [default: resolved,recovered,ok].
+    #[arg(long, env = "TOCSIN_EMAIL_RESOLVE_KEYWORDS", value_delimiter = ',')]
+    pub email_resolve_keywords: Option<Vec<String>>,
 }
 
 fn parse_sync(s: &str) -> Result<SqliteSync, String> {
@@ -90,6 +102,10 @@ struct FileConfig {
     ingest_burst_per_key: Option<f64>,
     admin_email: Option<String>,
     public_url: Option<String>,
+    smtp_listen: Option<SocketAddr>,
+    smtp_max_message_bytes: Option<usize>,
+    smtp_max_connections: Option<usize>,
+    email_resolve_keywords: Option<Vec<String>>,
     #[serde(default)]
     incident: IncidentSettings,
 }
@@ -121,6 +137,14 @@ pub struct Config {
     pub admin_email: String,
     /// Base URL for configuration snippets; `None`: `http://` and the bound address.
     pub public_url: Option<String>,
+    /// SMTP listener address; None: no listener.
+    pub smtp_listen: Option<SocketAddr>,
+    /// Largest inbound mail.
+    pub smtp_max_message_bytes: usize,
+    /// SMTP connections at once.
+    pub smtp_max_connections: usize,
+    /// Subject keywords that resolve a mail's thread.
+    pub email_resolve_keywords: Vec<String>,
     /// Incident settings.
     pub incident: IncidentSettings,
 }
@@ -184,8 +208,31 @@ impl Config {
                 .clone()
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
+            smtp_listen: args.smtp_listen.or(file.smtp_listen),
+            smtp_max_message_bytes: args
+                .smtp_max_message_bytes
+                .or(file.smtp_max_message_bytes)
+                .unwrap_or(4 * 1024 * 1024),
+            smtp_max_connections: args
+                .smtp_max_connections
+                .or(file.smtp_max_connections)
+                .unwrap_or(100),
+            email_resolve_keywords: args
+                .email_resolve_keywords
+                .clone()
+                .or(file.email_resolve_keywords)
+                .unwrap_or_else(tocsin_ingest::email::default_resolve_keywords)
+                .into_iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
             incident: file.incident,
         };
+        if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
+            bail!(
+                "smtp_max_message_bytes must be at least 1024 and smtp_max_connections at least 1"
+            );
+        }
         if config.ingest_rate_per_key < 0.0 || config.ingest_burst_per_key < 1.0 {
             bail!("ingest_rate_per_key must be at least 0 and ingest_burst_per_key at least 1");
         }
@@ -251,6 +298,20 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+        assert_eq!(c.smtp_listen, None, "the SMTP listener is off by default");
+        assert_eq!(c.email_resolve_keywords, ["resolved", "recovered", "ok"]);
+        std::fs::write(
+            &path,
+            "smtp_listen = \"127.0.0.1:2525\"\nemail_resolve_keywords = [\"fixed\", \" \"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.smtp_listen, Some("127.0.0.1:2525".parse().unwrap()));
+        assert_eq!(c.email_resolve_keywords, ["fixed"]);
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
         let err = Config::load(&ServerArgs {
             config: Some(path),

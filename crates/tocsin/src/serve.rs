@@ -115,9 +115,50 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}")),
     );
+    // Background work stops when the HTTP server does.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
+        store.clone(),
+        state.settings.clone(),
+        state.clock.clone(),
+        state.heartbeat_wake.clone(),
+        stopped.clone(),
+    ));
+    let smtp = match config.smtp_listen {
+        None => None,
+        Some(smtp_addr) => {
+            let listener = tokio::net::TcpListener::bind(smtp_addr)
+                .await
+                .with_context(|| format!("cannot listen for SMTP on {smtp_addr}"))?;
+            let opts = tocsin_server::smtp::SmtpOptions {
+                max_message_bytes: config.smtp_max_message_bytes,
+                max_connections: config.smtp_max_connections,
+                email: tocsin_ingest::email::EmailOptions {
+                    resolve_keywords: config.email_resolve_keywords.clone(),
+                },
+                ..Default::default()
+            };
+            tracing::info!(addr = %listener.local_addr()?, "SMTP listening");
+            eprintln!("tocsin SMTP listening on {}", listener.local_addr()?);
+            Some(tokio::spawn(tocsin_server::smtp::serve(
+                listener,
+                state.clone(),
+                opts,
+                stopped.clone(),
+            )))
+        }
+    };
     tracing::info!(%addr, database = %redact(&config.database), "tocsin listening");
     eprintln!("tocsin listening on http://{addr}");
-    tocsin_server::serve(listener, state, shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    tocsin_server::serve(listener, state, shutdown).await?;
+    let _ = heartbeats.await;
+    if let Some(smtp) = smtp {
+        let _ = smtp.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -4,6 +4,7 @@ mod access;
 mod alert_rules;
 mod alerts;
 mod directory;
+mod heartbeats;
 mod incidents;
 mod integrations;
 mod records;
@@ -38,6 +39,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "settings", description = "Instance settings and audit log"),
         (name = "alerts", description = "Alerts received from monitoring"),
         (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
+        (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -70,6 +72,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(alert_rules::routes())
         .merge(suppression::routes())
         .merge(integrations::routes())
+        .merge(heartbeats::routes())
 }
 
 /// Parses a numeric id from a path segment.

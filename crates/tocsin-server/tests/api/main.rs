@@ -7,7 +7,9 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod email;
 mod grouping;
+mod heartbeats;
 mod ingest;
 mod integrations;
 mod lifecycle;

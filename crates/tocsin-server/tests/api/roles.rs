@@ -140,10 +140,11 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
             }
         }
     }
-    // The /v2/ endpoints take no token: they authenticate by the routing key in the body.
+    // The /v2/ endpoints take no token: they authenticate by the routing key in the body;
+    // a heartbeat ping (GET and POST) by the key in its path.
     assert_eq!(
-        public, 6,
-        "only healthz, readyz, metrics, openapi.json, /v2/enqueue and /v2/change/enqueue take no token"
+        public, 8,
+        "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue and the heartbeat ping take no token"
     );
     // Refused and invalid requests wrote nothing.
     assert_eq!(app.counts().await, before);

@@ -1,0 +1,5 @@
+//! Background work over stored facts. Each module owns one kind of job and one
+//! question ("which heartbeats are overdue?"), answers it from the database, and
+//! is woken by events rather than a polling cycle.
+
+pub mod heartbeat;
