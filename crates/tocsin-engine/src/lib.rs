@@ -3,3 +3,4 @@
 //! is woken by events rather than a polling cycle.
 
 pub mod heartbeat;
+pub mod suppression;

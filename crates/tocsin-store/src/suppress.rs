@@ -309,6 +309,22 @@ impl Store {
         settings: &IncidentSettings,
         now: Timestamp,
     ) -> Result<Vec<i64>, StoreError> {
+        // Only alerts whose reason is no longer in force (and flapping ones, which
+        // settle with time) are looked at again; with nothing to review, nothing is written.
+        let reasons: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT suppressed_by FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut review = Vec::new();
+        for reason in reasons {
+            if !self.reason_in_force(&reason, now).await? {
+                review.push(reason);
+            }
+        }
+        if review.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut w = self.write().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved' ORDER BY id{}",
@@ -319,6 +335,9 @@ impl Store {
         let mut released = Vec::new();
         for r in &rows {
             let a = alert(r)?;
+            if !a.suppressed_by.as_ref().is_some_and(|s| review.contains(s)) {
+                continue;
+            }
             if self
                 .reconsider(&mut w, settings, &Actor::system(), &a, now)
                 .await?
@@ -329,6 +348,57 @@ impl Store {
         }
         w.commit().await?;
         Ok(released)
+    }
+
+    // Whether what a held alert names still holds at `now`: its silence is in force,
+    // its maintenance window active. Flapping is never taken as settled without a look.
+    async fn reason_in_force(&self, reason: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let id = |p: &str| reason.strip_prefix(p).and_then(|n| n.parse::<i64>().ok());
+        if let Some(id) = id("silence:") {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM silences WHERE id = $1 AND starts_at <= $2 AND ends_at > $2",
+            )
+            .bind(id)
+            .bind(to_millis(now))
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(n > 0);
+        }
+        if let Some(id) = id("maintenance:") {
+            let row = sqlx::query(&format!(
+                "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            return match row {
+                Some(r) => Ok(window(&r, now)?.0.active),
+                None => Ok(false),
+            };
+        }
+        Ok(false)
+    }
+
+    /// When the suppression worker should look again: `None` when no open alert is
+    /// held; otherwise the earliest end of a silence still in force, if any.
+    pub async fn next_suppression_review(
+        &self,
+        now: Timestamp,
+    ) -> Result<Option<Option<Timestamp>>, StoreError> {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if held == 0 {
+            return Ok(None);
+        }
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(ends_at) FROM silences WHERE ends_at > $1")
+                .bind(to_millis(now))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(next.map(from_millis)))
     }
 
     // ---- silences ----

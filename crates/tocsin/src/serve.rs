@@ -124,6 +124,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.heartbeat_wake.clone(),
         stopped.clone(),
     ));
+    let held = tokio::spawn(tocsin_engine::suppression::run(
+        store.clone(),
+        state.settings.clone(),
+        state.clock.clone(),
+        stopped.clone(),
+    ));
     let smtp = match config.smtp_listen {
         None => None,
         Some(smtp_addr) => {
@@ -156,6 +162,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tocsin_server::serve(listener, state, shutdown).await?;
     let _ = heartbeats.await;
+    let _ = held.await;
     if let Some(smtp) = smtp {
         let _ = smtp.await;
     }

@@ -805,3 +805,69 @@ crate::both_backends!(
     bad_input_names_the_field_and_writes_nothing,
     roles_are_enforced
 );
+
+// What the suppression worker does on its timer: a silence that runs out while its
+// alert still fires releases the alert into an incident without waiting for a repeat;
+// while the silence holds, a review writes nothing.
+async fn the_worker_releases_alerts_when_their_silence_runs_out(app: TestApp) {
+    use tocsin_core::time::Clock;
+    let (svc, key) = service_with_key(&app, "db").await;
+    let settings = crate::support::test_settings();
+    created(
+        silence(
+            &app,
+            &app.admin_token,
+            json!({ "matchers": ["component=postgres"], "ends_at": at(&app, Duration::minutes(10)) }),
+        )
+        .await,
+    )
+    .await;
+    trigger(&app, &key, "pg", "postgres").await;
+    let review = app
+        .store
+        .next_suppression_review(app.clock.now())
+        .await
+        .unwrap();
+    let end = review
+        .expect("an alert is held")
+        .expect("the silence's end");
+    assert_eq!(end, app.clock.now() + Duration::minutes(10));
+
+    let before = event_kinds(&app).await.len();
+    app.clock.advance(Duration::minutes(9));
+    let released = app
+        .store
+        .release_expired_suppressions(&settings, app.clock.now())
+        .await
+        .unwrap();
+    assert!(released.is_empty());
+    assert_eq!(
+        event_kinds(&app).await.len(),
+        before,
+        "a review while held writes nothing"
+    );
+    assert_eq!(count(&app, "incidents").await, 0);
+
+    app.clock.advance(Duration::minutes(1));
+    let released = app
+        .store
+        .release_expired_suppressions(&settings, app.clock.now())
+        .await
+        .unwrap();
+    let a = alert(&app, svc, "pg").await;
+    assert_eq!(released, vec![a["id"].as_i64().unwrap()]);
+    assert_eq!(a["suppressed_by"], Value::Null);
+    assert!(a["incident_id"].is_i64());
+    assert_eq!(a["count"], 1, "released without a repeat");
+    assert_eq!(count(&app, "incidents").await, 1);
+    assert_eq!(
+        app.store
+            .next_suppression_review(app.clock.now())
+            .await
+            .unwrap(),
+        None,
+        "nothing held any more"
+    );
+}
+
+crate::both_backends!(the_worker_releases_alerts_when_their_silence_runs_out);
