@@ -25,13 +25,25 @@ pub async fn check_heartbeats(
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let mut down = 0;
+    let mut first_error = None;
     for id in store.due_heartbeats(now).await? {
-        if store.heartbeat_missed(id, settings, now).await? {
-            tracing::warn!(heartbeat_id = id, "heartbeat missed");
-            down += 1;
+        // One heartbeat that cannot go down must not keep the others from it.
+        match store.heartbeat_missed(id, settings, now).await {
+            Ok(true) => {
+                tracing::warn!(heartbeat_id = id, "heartbeat missed");
+                down += 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(heartbeat_id = id, error = %e, "cannot mark heartbeat down");
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(down)
+    match first_error {
+        Some(e) if down == 0 => Err(e),
+        _ => Ok(down),
+    }
 }
 
 /// How long to sleep until `next` (the earliest deadline), at most [`MAX_SLEEP`].

@@ -102,10 +102,20 @@ impl Store {
         let mut attempt = 0;
         let outcome = loop {
             match self.try_batch(settings, jobs, now).await {
+                // A refused notification whose repeats were counted with the batch's:
+                // nothing is committed; it hears why, and the others go again without it.
+                Ok(Batch::Exclude(i, e)) => {
+                    let job = jobs.remove(i);
+                    let _ = job.reply.send(Err(e));
+                    if jobs.is_empty() {
+                        return;
+                    }
+                }
+                Ok(Batch::Done(results)) => break Ok(results),
                 // Two nodes updating the same alerts in another order (PostgreSQL):
                 // the database picked this batch to fail; nothing of it is committed, so again.
                 Err(e) if attempt < 2 && retryable(&e) => attempt += 1,
-                other => break other,
+                Err(e) => break Err(e),
             }
         };
         match outcome {
@@ -133,16 +143,21 @@ impl Store {
         settings: &IncidentSettings,
         jobs: &[Job],
         now: Timestamp,
-    ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
+    ) -> Result<Batch, StoreError> {
         let mut w = self.write().await?;
         let counted = self.bulk_repeats(&mut w, jobs, now).await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut repeated = Vec::new();
-        for (job, pre) in jobs.iter().zip(counted) {
+        for (i, (job, pre)) in jobs.iter().zip(counted).enumerate() {
             let result = if pre.iter().all(Option::is_some) {
                 Ok(pre.into_iter().flatten().collect())
             } else {
-                self.apply_job(&mut w, settings, job, &pre, now).await?
+                match self.apply_job(&mut w, settings, job, &pre, now).await? {
+                    // Its bulk-counted repeats are outside its savepoint: a refusal must
+                    // not keep them (the sender retries), so the batch is undone instead.
+                    Err(e) if pre.iter().any(Option::is_some) => return Ok(Batch::Exclude(i, e)),
+                    r => r,
+                }
             };
             if let Ok(outcomes) = &result {
                 repeated.extend(outcomes.iter().filter_map(|o| match o {
@@ -154,7 +169,7 @@ impl Store {
         }
         self.record_repeats(&mut w, repeated, now).await?;
         w.commit().await?;
-        Ok(results)
+        Ok(Batch::Done(results))
     }
 
     // Ok(Err(_)): the job is refused and rolled back to its savepoint; the batch goes on.
@@ -180,6 +195,8 @@ impl Store {
                 }
                 match self.apply_alert(w, settings, &job.key, inbound, now).await {
                     Ok(o) => outcomes.push(o),
+                    // A deadlock fails the transaction, not the notification: the batch goes again.
+                    Err(e) if retryable(&e) => return Err(e),
                     Err(e) => {
                         failed = Some(e);
                         break;
@@ -343,6 +360,14 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+// What one attempt at a batch came to.
+enum Batch {
+    /// Committed: each job's outcome or refusal, in order.
+    Done(Vec<Result<Vec<AlertOutcome>, StoreError>>),
+    /// Rolled back: job `.0` is refused with `.1` and must leave the batch.
+    Exclude(usize, StoreError),
 }
 
 fn retryable(e: &StoreError) -> bool {

@@ -381,3 +381,41 @@ crate::both_backends!(
     a_heartbeat_moves_between_services_but_not_while_down,
     bad_heartbeat_input_names_the_field_and_writes_nothing
 );
+
+// A heartbeat that misses while its service is in maintenance is held like any alert,
+// and does not keep the checker from taking other heartbeats down.
+async fn a_heartbeat_missing_during_maintenance_is_held_and_others_still_go_down(app: TestApp) {
+    use tocsin_core::time::Clock;
+    let quiet = service(&app, "quiet").await;
+    let busy = service(&app, "busy").await;
+    let now = app.clock.now();
+    let r = app
+        .post(
+            "/api/v1/maintenance-windows",
+            json!({ "description": "upgrade", "service_ids": [quiet],
+                    "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::hours(2)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (held_hb, _) = heartbeat(&app, quiet, 60, 0).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let (other_hb, _) = heartbeat(&app, busy, 60, 0).await;
+    app.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(check(&app).await, 2, "both heartbeats go down");
+    assert_eq!(state(&app, held_hb).await, "down");
+    assert_eq!(state(&app, other_hb).await, "down");
+    let held = alerts(&app, quiet).await;
+    assert_eq!(held.len(), 1);
+    assert!(
+        held[0]["suppressed_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("maintenance:"),
+        "{}",
+        held[0]
+    );
+    assert_eq!(held[0]["incident_id"], Value::Null);
+    assert!(alerts(&app, busy).await[0]["incident_id"].is_i64());
+}
+
+crate::both_backends!(a_heartbeat_missing_during_maintenance_is_held_and_others_still_go_down);

@@ -839,3 +839,87 @@ async fn one_batch_mixes_bulk_repeats_with_ordered_events(app: TestApp) {
 }
 
 crate::both_backends!(one_batch_mixes_bulk_repeats_with_ordered_events);
+
+// A notification refused by the store keeps nothing, not even the repeats the batch
+// counted in bulk: its sender retries, and a retry must not count them twice. The
+// other notifications of the batch commit.
+async fn a_refused_notification_keeps_none_of_its_bulk_counted_repeats(app: TestApp) {
+    use std::sync::Arc;
+    use tocsin_core::alert::{AlertAction, AlertEvent, AlertSeverity, DedupKey};
+    use tocsin_store::Inbound;
+
+    let (svc, secret) = service_with_key(&app, "refusals").await;
+    let key = app
+        .store
+        .integration_key_by_secret(&secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = |dedup: &str| AlertEvent {
+        action: AlertAction::Trigger,
+        dedup_key: DedupKey::parse("dedup_key", dedup).unwrap(),
+        summary: format!("{dedup} is down"),
+        source: "test".into(),
+        severity: AlertSeverity::Critical,
+        labels: Default::default(),
+        details: Value::Null,
+        links: vec![],
+        integration: "pagerduty",
+    };
+    let good = app.store.alert_writer(
+        Arc::new(crate::support::test_settings()),
+        Arc::new(app.clock.clone()),
+    );
+    good.submit(
+        key.clone(),
+        vec![Inbound::new(&key, ev("open"), "{}".into())],
+    )
+    .await
+    .unwrap();
+    // Settings with a custom field that every new incident must fill: opening fails.
+    let mut strict = crate::support::test_settings();
+    strict.custom_fields[0].required = true;
+    let bad = app
+        .store
+        .alert_writer(Arc::new(strict), Arc::new(app.clock.clone()));
+    let r = bad
+        .submit(
+            key.clone(),
+            vec![
+                Inbound::new(&key, ev("open"), "{}".into()),
+                Inbound::new(&key, ev("new"), "{}".into()),
+            ],
+        )
+        .await;
+    assert!(
+        r.is_err(),
+        "opening an incident without its required field is refused"
+    );
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(alerts.len(), 1, "the new alert is not stored");
+    assert_eq!(
+        alerts[0]["count"], 1,
+        "the repeat counted in bulk was undone"
+    );
+    // A repeat alone still goes through that writer.
+    bad.submit(
+        key.clone(),
+        vec![Inbound::new(&key, ev("open"), "{}".into())],
+    )
+    .await
+    .unwrap();
+    let (a, _) = app
+        .store
+        .alert(alerts[0]["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.count, 2);
+}
+
+crate::both_backends!(a_refused_notification_keeps_none_of_its_bulk_counted_repeats);
