@@ -263,6 +263,9 @@ impl Store {
             }
         }
         sums.iter_mut().for_each(Repeat::finish);
+        // One order on every node, so two nodes counting the same alerts lock them in
+        // the same order (PostgreSQL) instead of deadlocking.
+        sums.sort_unstable_by(|a, b| (a.service_id, a.dedup_key).cmp(&(b.service_id, b.dedup_key)));
         let mut counted: HashMap<(i64, String), i64> = HashMap::new();
         let mut rest = &sums[..];
         while !rest.is_empty() {

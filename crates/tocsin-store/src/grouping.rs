@@ -122,6 +122,15 @@ impl Store {
             }
         };
         if let (Some(key), Some(window)) = (&key, rules.window_minutes()) {
+            // Nodes sharing PostgreSQL take the group one at a time, so two alerts of
+            // a new group arriving at once on two nodes open one incident, not two.
+            // (SQLite writers are already one at a time.)
+            if self.backend == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(group_lock_id(service_id, key))
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
             let since = to_millis(now) - i64::from(window) * 60_000;
             let found: Option<i64> = sqlx::query_scalar(
                 "SELECT g.incident_id FROM incident_groups g JOIN incidents i ON i.id = g.incident_id \
@@ -240,4 +249,14 @@ mod tests {
         assert_eq!(h, stored_key(long));
         assert_ne!(h, stored_key("y".repeat(MAX_STORED_KEY + 1)));
     }
+}
+
+// A stable 64-bit id for (service, group key): FNV-1a, the same on every node and build.
+fn group_lock_id(service_id: i64, key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in service_id.to_le_bytes().iter().chain(key.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
 }

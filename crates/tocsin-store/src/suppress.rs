@@ -327,18 +327,23 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut w = self.write().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved' ORDER BY id{}",
+        // Only the alerts under review are locked: a large maintenance hold stays untouched.
+        let list = (0..review.len())
+            .map(|i| format!("${}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alerts WHERE suppressed_by IN ({list}) AND status <> 'resolved' ORDER BY id{}",
             self.for_update()
-        ))
-        .fetch_all(&mut *w.tx)
-        .await?;
+        );
+        let mut q = sqlx::query(&sql);
+        for r in &review {
+            q = q.bind(r);
+        }
+        let rows = q.fetch_all(&mut *w.tx).await?;
         let mut released = Vec::new();
         for r in &rows {
             let a = alert(r)?;
-            if !a.suppressed_by.as_ref().is_some_and(|s| review.contains(s)) {
-                continue;
-            }
             if self
                 .reconsider(&mut w, settings, &Actor::system(), &a, now)
                 .await?

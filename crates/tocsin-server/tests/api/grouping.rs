@@ -506,3 +506,72 @@ crate::both_backends!(
     bad_rules_are_refused_naming_the_field,
     alert_rules_roles,
 );
+
+// Two writers (two nodes sharing PostgreSQL, or the writer and the suppression
+// worker) taking alerts of the same new group at the same moment open one incident.
+async fn concurrent_alerts_of_a_new_group_open_one_incident(app: TestApp) {
+    use std::sync::Arc;
+    use tocsin_core::alert::{AlertAction, AlertEvent, AlertSeverity, DedupKey};
+    use tocsin_store::Inbound;
+
+    let (svc, secret) = service_with_key(&app, "grouped").await;
+    let r = put_rules(
+        &app,
+        svc,
+        json!({ "grouping": { "mode": "by_key", "key": "{{ labels.cluster }}", "window_minutes": 10 } }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let key = app
+        .store
+        .integration_key_by_secret(&secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let writer = || {
+        app.store.alert_writer(
+            Arc::new(crate::support::test_settings()),
+            Arc::new(app.clock.clone()),
+        )
+    };
+    let (a, b) = (writer(), writer());
+    let ev = |dedup: String, cluster: String| AlertEvent {
+        action: AlertAction::Trigger,
+        dedup_key: DedupKey::parse("dedup_key", &dedup).unwrap(),
+        summary: dedup.clone(),
+        source: "test".into(),
+        severity: AlertSeverity::Error,
+        labels: json!({ "cluster": cluster }).as_object().cloned().unwrap(),
+        details: Value::Null,
+        links: vec![],
+        integration: "alertmanager",
+    };
+    // Each writer takes the same 20 new groups in one notification, at the same time.
+    let (rounds, groups) = (3, 20);
+    for round in 0..rounds {
+        let batch = |writer: &str| -> Vec<Inbound> {
+            (0..groups)
+                .map(|g| {
+                    let e = ev(format!("{writer}-{round}-{g}"), format!("c{round}-{g}"));
+                    Inbound::new(&key, e, "{}".into())
+                })
+                .collect()
+        };
+        let (x, y) = tokio::join!(
+            a.submit(key.clone(), batch("a")),
+            b.submit(key.clone(), batch("b"))
+        );
+        x.unwrap();
+        y.unwrap();
+    }
+    let incidents = app
+        .get(&format!("/api/v1/incidents?service_id={svc}&limit=500"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(incidents, rounds * groups, "one incident per group");
+}
+
+crate::both_backends!(concurrent_alerts_of_a_new_group_open_one_incident);
