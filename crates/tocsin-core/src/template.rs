@@ -23,6 +23,11 @@ fn env() -> Environment<'static> {
     // Output is data (titles, keys), escaped wherever it is shown, never here.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_recursion_limit(64);
+    // Fuel bounds instructions, not memory: drop what multiplies text or carries
+    // state across loop iterations. Templates are written by admins only.
+    env.remove_filter("indent");
+    env.remove_filter("center");
+    env.remove_global("namespace");
     env
 }
 
@@ -193,5 +198,13 @@ mod tests {
             e.message
         );
         assert!(render("t", &"x".repeat(MAX_SOURCE + 1), &json!({})).is_err());
+        // What multiplies text or accumulates across loop iterations is not there.
+        for t in [
+            "{{ 'x' | indent(1000000000) }}",
+            "{{ 'x' | center(1000000000) }}",
+            "{% set ns = namespace(a='x') %}{{ ns.a }}",
+        ] {
+            assert!(render("t", t, &json!({})).is_err(), "{t}");
+        }
     }
 }

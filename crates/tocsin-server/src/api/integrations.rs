@@ -21,7 +21,7 @@ use super::directory::MAX_NAME;
 use super::snippets::{base_url, snippets, Snippets, PLACEHOLDER};
 use super::{path_id, ErrorResponse};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AsAdmin, AsResponder};
+use crate::extract::{ApiJson, AsAdmin};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -247,10 +247,10 @@ pub(crate) struct TemplateTestResult {
 /// template's error. Nothing is stored.
 #[utoipa::path(post, path = "/api/v1/integration-templates/test", tag = "services", request_body = TemplateTest,
     responses((status = 200, body = TemplateTestResult), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)),
-    security(("token" = ["responder"])))]
+    security(("token" = ["admin"])))]
 async fn test_templates(
     State(state): State<AppState>,
-    _c: AsResponder,
+    _c: AsAdmin,
     ApiJson(t): ApiJson<TemplateTest>,
 ) -> ApiResult<Json<TemplateTestResult>> {
     if !t.payload.is_object() {

@@ -586,7 +586,8 @@ async fn generic_webhook_refusals_store_nothing(app: TestApp) {
 
 async fn template_test_api(app: TestApp) {
     let (_, responder) = app.user_with_role("responder").await;
-    let (_, viewer) = app.user_with_role("viewer").await;
+    // Templates run on the server and can ask for much memory: admins only.
+    let admin = app.admin_token.clone();
     let path = "/api/v1/integration-templates/test";
     let before = app.counts().await;
 
@@ -594,7 +595,7 @@ async fn template_test_api(app: TestApp) {
         .call(
             Method::POST,
             path,
-            Some(&responder),
+            Some(&admin),
             Some(json!({ "templates": check_templates(), "payload": check_payload("DOWN") })),
         )
         .await;
@@ -612,7 +613,7 @@ async fn template_test_api(app: TestApp) {
         .call(
             Method::POST,
             path,
-            Some(&responder),
+            Some(&admin),
             Some(json!({ "templates": check_templates(), "payload": check_payload("UP") })),
         )
         .await;
@@ -626,7 +627,7 @@ async fn template_test_api(app: TestApp) {
         .call(
             Method::POST,
             path,
-            Some(&responder),
+            Some(&admin),
             Some(json!({ "templates": bad, "payload": check_payload("DOWN") })),
         )
         .await;
@@ -661,7 +662,7 @@ async fn template_test_api(app: TestApp) {
         .call(
             Method::POST,
             path,
-            Some(&responder),
+            Some(&admin),
             Some(json!({ "key_id": key_id, "payload": check_payload("DOWN") })),
         )
         .await;
@@ -672,37 +673,37 @@ async fn template_test_api(app: TestApp) {
     // Bad requests and roles.
     let cases = [
         (
-            Some(&viewer),
+            Some(&responder),
             json!({ "payload": {} }),
             StatusCode::FORBIDDEN,
             "",
         ),
         (
-            Some(&responder),
+            Some(&admin),
             json!({ "templates": {} }),
             StatusCode::BAD_REQUEST,
             "payload",
         ),
         (
-            Some(&responder),
+            Some(&admin),
             json!({ "templates": {}, "payload": [1] }),
             StatusCode::BAD_REQUEST,
             "payload",
         ),
         (
-            Some(&responder),
+            Some(&admin),
             json!({ "templates": { "titel": "x" }, "payload": {} }),
             StatusCode::BAD_REQUEST,
             "templates.titel",
         ),
         (
-            Some(&responder),
+            Some(&admin),
             json!({ "templates": {}, "key_id": key_id, "payload": {} }),
             StatusCode::BAD_REQUEST,
             "key_id",
         ),
         (
-            Some(&responder),
+            Some(&admin),
             json!({ "key_id": 999_999, "payload": {} }),
             StatusCode::NOT_FOUND,
             "",
