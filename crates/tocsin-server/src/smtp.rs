@@ -7,6 +7,8 @@
 //! answers `451`, so the sending MTA keeps the message and retries. Plain SMTP
 //! only: put a relay (Postfix, an MTA of the mail provider) in front for TLS.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,14 @@ pub struct SmtpOptions {
     pub max_recipients: usize,
     /// How long to wait for a command or a line of data before closing with 421.
     pub command_timeout: Duration,
+    /// Longest a whole session may last, however busy; then 421.
+    pub session_timeout: Duration,
+    /// Connections served at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Bytes of message data all sessions together may hold; a message that would
+    /// go over is answered 452 (try again later), so many large mails at once
+    /// cannot exhaust memory.
+    pub memory_budget: usize,
     /// How messages become alerts.
     pub email: EmailOptions,
 }
@@ -44,6 +54,9 @@ impl Default for SmtpOptions {
             max_connections: 100,
             max_recipients: 20,
             command_timeout: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(1800),
+            max_connections_per_ip: 10,
+            memory_budget: 64 * 1024 * 1024,
             email: EmailOptions::default(),
         }
     }
@@ -53,6 +66,10 @@ impl Default for SmtpOptions {
 const MAX_COMMAND: usize = 512;
 /// Bad commands before the connection is closed.
 const MAX_ERRORS: usize = 20;
+/// Commands one session may send (a session delivering many mails needs a few per mail).
+const MAX_COMMANDS: usize = 2000;
+/// Longest line of message data kept; RFC 5321 allows 1000 octets, real mail sometimes more.
+const MAX_DATA_LINE: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` changes (or its sender is dropped);
 /// connections already open finish their session.
@@ -64,6 +81,8 @@ pub async fn serve(
 ) {
     let opts = Arc::new(opts);
     let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let budget = Arc::new(Semaphore::new(opts.memory_budget));
+    let per_ip: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -78,17 +97,60 @@ pub async fn serve(
                 continue;
             }
         };
-        let (state, opts) = (state.clone(), opts.clone());
+        let (state, opts, budget) = (state.clone(), opts.clone(), budget.clone());
+        let ip = peer.ip();
+        let from_ip = {
+            let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(ip).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let release_ip = {
+            let per_ip = per_ip.clone();
+            move || {
+                let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = m.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+            }
+        };
+        if from_ip > opts.max_connections_per_ip {
+            release_ip();
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(
+                        b"421 4.7.0 Too many connections from your address, try again later\r\n",
+                    )
+                    .await;
+            });
+            continue;
+        }
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {
-                    if let Err(e) = Session::new(state, opts).run(stream).await {
-                        tracing::debug!(%peer, error = %e, "smtp connection ended");
+                    let mut stream = stream;
+                    let session = Session::new(state, opts.clone(), budget);
+                    // The deadline covers writes too: a peer that stops reading is dropped.
+                    match tokio::time::timeout(opts.session_timeout, session.run(&mut stream)).await
+                    {
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "smtp connection ended"),
+                        Err(_) => {
+                            tracing::info!(%peer, "smtp session over its time limit, dropped")
+                        }
+                        Ok(Ok(())) => {}
                     }
+                    // The slot is free before the peer sees the connection close.
                     drop(permit);
+                    release_ip();
+                    drop(stream);
                 });
             }
             Err(_) => {
+                release_ip();
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let _ = stream
@@ -164,21 +226,25 @@ struct Session {
     greeted: bool,
     env: Envelope,
     errors: usize,
+    commands: usize,
+    budget: Arc<Semaphore>,
 }
 
 impl Session {
-    fn new(state: AppState, opts: Arc<SmtpOptions>) -> Session {
+    fn new(state: AppState, opts: Arc<SmtpOptions>, budget: Arc<Semaphore>) -> Session {
         Session {
             state,
             opts,
             greeted: false,
             env: Envelope::default(),
             errors: 0,
+            commands: 0,
+            budget,
         }
     }
 
-    async fn run(mut self, stream: TcpStream) -> std::io::Result<()> {
-        let (r, mut w) = stream.into_split();
+    async fn run(mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let (r, mut w) = stream.split();
         let mut r = BufReader::new(r);
         let host = self.opts.hostname.clone();
         reply(&mut w, &format!("220 {host} Tocsin ESMTP ready")).await?;
@@ -233,9 +299,14 @@ impl Session {
             if answer.starts_with('5') {
                 self.errors += 1;
             }
+            self.commands += 1;
             reply(&mut w, &answer).await?;
             if self.errors >= MAX_ERRORS {
                 reply(&mut w, "421 4.7.0 Too many errors, closing").await?;
+                return Ok(());
+            }
+            if self.commands >= MAX_COMMANDS {
+                reply(&mut w, "421 4.7.0 Too many commands, closing").await?;
                 return Ok(());
             }
         }
@@ -352,10 +423,15 @@ impl Session {
         let mut message = Vec::new();
         let mut line = Vec::new();
         let mut oversize = false;
+        // Bytes of the shared memory budget this message holds; given back on return.
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        let mut over_budget = false;
         loop {
-            let read =
-                tokio::time::timeout(self.opts.command_timeout, read_line(r, &mut line, max + 2))
-                    .await;
+            let read = tokio::time::timeout(
+                self.opts.command_timeout,
+                read_line(r, &mut line, MAX_DATA_LINE.min(max) + 2),
+            )
+            .await;
             match read {
                 Err(_) => return Ok(None),
                 Ok(Err(e)) => return Err(e),
@@ -364,24 +440,42 @@ impl Session {
                 }
                 Ok(Ok(Read::TooLong)) => oversize = true,
                 Ok(Ok(Read::Complete)) => {
-                    if line == b".\r\n" || line == b".\n" {
+                    // Only CRLF.CRLF ends the data: a bare-LF dot is content, so mail
+                    // cannot be smuggled past a relay that reads it differently.
+                    if line == b".\r\n" {
                         break;
                     }
                     // Dot-unstuffing (RFC 5321 §4.5.2).
                     let content = line.strip_prefix(b".").unwrap_or(&line);
                     if message.len() + content.len() > max {
                         oversize = true;
-                    } else if !oversize {
-                        message.extend_from_slice(content);
+                    } else if !oversize && !over_budget {
+                        match self
+                            .budget
+                            .clone()
+                            .try_acquire_many_owned(content.len() as u32)
+                        {
+                            Ok(p) => {
+                                match held.as_mut() {
+                                    Some(h) => h.merge(p),
+                                    None => held = Some(p),
+                                }
+                                message.extend_from_slice(content);
+                            }
+                            Err(_) => over_budget = true,
+                        }
                     }
                 }
             }
         }
         let answer = if oversize {
             format!("552 5.3.4 Message size exceeds the limit of {max} bytes")
+        } else if over_budget {
+            "452 4.3.1 Insufficient system storage, try again later".to_string()
         } else {
             self.deliver(&message).await
         };
+        drop(held);
         self.env = Envelope::default();
         Ok(Some(answer))
     }
@@ -396,9 +490,20 @@ impl Session {
                 )
             }
         };
-        let raw = String::from_utf8_lossy(message).into_owned();
+        // The store keeps a bounded raw payload; copy no more than that per recipient.
+        let raw = if message.len() > tocsin_store::MAX_RAW {
+            format!(
+                "{}… [truncated from {} bytes]",
+                String::from_utf8_lossy(&message[..tocsin_store::MAX_RAW]),
+                message.len()
+            )
+        } else {
+            String::from_utf8_lossy(message).into_owned()
+        };
+        // Every recipient's rate limit first, so a limited one does not leave the
+        // others committed while the sender is told to retry the whole mail.
+        let now = self.state.now();
         for key in &self.env.keys {
-            let now = self.state.now();
             if let Err(wait) =
                 self.state
                     .limiter
@@ -408,6 +513,8 @@ impl Session {
                     "451 4.7.0 Too many alerts for this integration, retry in {wait} s"
                 );
             }
+        }
+        for key in &self.env.keys {
             let inbound = Inbound::new(key, event.clone(), raw.clone());
             match self.state.alerts.submit(key.clone(), vec![inbound]).await {
                 Ok(_) => {}

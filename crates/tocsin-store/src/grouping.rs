@@ -236,6 +236,16 @@ impl Store {
     }
 }
 
+// A stable 64-bit id for (service, group key): FNV-1a, the same on every node and build.
+fn group_lock_id(service_id: i64, key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in service_id.to_le_bytes().iter().chain(key.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,14 +259,4 @@ mod tests {
         assert_eq!(h, stored_key(long));
         assert_ne!(h, stored_key("y".repeat(MAX_STORED_KEY + 1)));
     }
-}
-
-// A stable 64-bit id for (service, group key): FNV-1a, the same on every node and build.
-fn group_lock_id(service_id: i64, key: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in service_id.to_le_bytes().iter().chain(key.as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
 }

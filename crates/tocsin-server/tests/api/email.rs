@@ -295,6 +295,12 @@ impl Conversation {
         }
     }
 
+    // Waits until the server closes the connection.
+    async fn closed(&mut self) {
+        let mut rest = String::new();
+        while self.r.read_line(&mut rest).await.unwrap() > 0 {}
+    }
+
     async fn say(&mut self, line: &str) -> String {
         self.w
             .write_all(format!("{line}\r\n").as_bytes())
@@ -398,11 +404,83 @@ async fn connections_are_capped_and_idle_ones_time_out(app: TestApp) {
     // The first connection says nothing: the server gives up on it and frees its slot.
     let bye = first.reply().await;
     assert!(bye.starts_with("421 4.4.2"), "{bye}");
+    first.closed().await;
     let (_, again) = Conversation::open(&s).await;
     assert!(again.starts_with("220 "), "{again}");
 }
 
+// Limits that keep one sender from exhausting the listener: connections per address,
+// a memory budget shared by all sessions, and data that only CRLF.CRLF ends.
+async fn one_sender_cannot_exhaust_the_listener(app: TestApp) {
+    let (_, key) = service_with_key(&app, "mail-limits").await;
+    let s = smtp(
+        &app,
+        SmtpOptions {
+            max_connections_per_ip: 2,
+            memory_budget: 2000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (mut a, g) = Conversation::open(&s).await;
+    assert!(g.starts_with("220 "), "{g}");
+    let (_b, g) = Conversation::open(&s).await;
+    assert!(g.starts_with("220 "), "{g}");
+    let (_, refused) = Conversation::open(&s).await;
+    assert!(refused.starts_with("421 4.7.0"), "{refused}");
+
+    // A message larger than the shared budget is deferred, not refused for good.
+    assert!(a.say("EHLO mon").await.starts_with("250"));
+    assert!(a
+        .say("MAIL FROM:<mon@example.com>")
+        .await
+        .starts_with("250"));
+    assert!(a
+        .say(&format!("RCPT TO:<{key}@tocsin>"))
+        .await
+        .starts_with("250"));
+    assert!(a.say("DATA").await.starts_with("354"));
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(76).repeat(40));
+    a.w.write_all(body.as_bytes()).await.unwrap();
+    let answer = a.say(".").await;
+    assert!(answer.starts_with("452"), "{answer}");
+    let before = app.counts().await;
+
+    // A bare-LF dot does not end the data: the smuggled "mail" after it is content.
+    assert!(a
+        .say("MAIL FROM:<mon@example.com>")
+        .await
+        .starts_with("250"));
+    assert!(a
+        .say(&format!("RCPT TO:<{key}@tocsin>"))
+        .await
+        .starts_with("250"));
+    assert!(a.say("DATA").await.starts_with("354"));
+    a.w.write_all(b"Subject: first\r\nMessage-ID: <s1@x>\r\n\r\nhello\n.\nMAIL FROM:<evil@x>\r\n")
+        .await
+        .unwrap();
+    let answer = a.say(".").await;
+    assert!(answer.starts_with("250"), "{answer}");
+    assert_eq!(
+        app.counts()
+            .await
+            .iter()
+            .find(|(t, _)| t == "alerts")
+            .unwrap()
+            .1,
+        before.iter().find(|(t, _)| t == "alerts").unwrap().1 + 1,
+        "one mail, one alert"
+    );
+    let (alert, raw) = {
+        let list = app.get("/api/v1/alerts?limit=1").await.body["items"][0].clone();
+        app.store.alert(list["id"].as_i64().unwrap()).await.unwrap()
+    };
+    assert_eq!(alert.summary, "first");
+    assert!(raw.contains("MAIL FROM:<evil@x>"), "{raw}");
+}
+
 crate::both_backends!(
+    one_sender_cannot_exhaust_the_listener,
     connections_are_capped_and_idle_ones_time_out,
     mail_opens_an_alert_replies_count_and_resolution_resolves,
     unknown_and_revoked_keys_are_refused_at_rcpt,
