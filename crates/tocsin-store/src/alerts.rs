@@ -103,7 +103,11 @@ impl Store {
         };
         let now_ms = to_millis(now);
         // The common case first: a repeat trigger of an open alert is one UPDATE.
-        if ev.action == AlertAction::Trigger {
+        let known_not_open = ev.action == AlertAction::Trigger
+            && w.cache
+                .not_open
+                .remove(&(service_id, ev.dedup_key.as_str().to_string()));
+        if ev.action == AlertAction::Trigger && !known_not_open {
             // Repeats change only counters: the batch records them in one event.
             if let Some(id) = self
                 .count_repeat(w, service_id, ev, raw, now_ms, false)

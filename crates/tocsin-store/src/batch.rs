@@ -276,6 +276,12 @@ impl Store {
                 self.bulk_repeat_chunk(w, chunk, size, now).await?;
             counted.extend(updated.into_iter().map(|(id, s, k)| ((s, k), id)));
         }
+        for r in &sums {
+            let k = (r.service_id, r.dedup_key.to_string());
+            if !counted.contains_key(&k) {
+                w.cache.not_open.insert(k);
+            }
+        }
         Ok(jobs
             .iter()
             .map(|j| {

@@ -81,6 +81,19 @@ impl Store {
         &self,
         w: &mut WriteTx,
         service_id: i64,
+    ) -> Result<std::sync::Arc<CompiledRules>, StoreError> {
+        if let Some(r) = w.cache.rules.get(&service_id) {
+            return Ok(r.clone());
+        }
+        let compiled = std::sync::Arc::new(self.read_rules(w, service_id).await?);
+        w.cache.rules.insert(service_id, compiled.clone());
+        Ok(compiled)
+    }
+
+    async fn read_rules(
+        &self,
+        w: &mut WriteTx,
+        service_id: i64,
     ) -> Result<CompiledRules, StoreError> {
         let doc: Option<String> =
             sqlx::query_scalar("SELECT rules FROM service_alert_rules WHERE service_id = $1")

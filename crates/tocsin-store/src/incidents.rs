@@ -119,7 +119,7 @@ impl Store {
         let inc = change::declare(settings, req, id, reporter, now)?;
         self.check_references(w, settings, &inc).await?;
         write_incident(w, settings, &inc, true).await?;
-        refresh_search(w, &inc).await?;
+        index_new(w, &inc).await?;
         let doc = serde_json::to_value(&inc).unwrap_or_default();
         incident_event(
             w,
@@ -570,10 +570,17 @@ pub(crate) async fn write_incident(
         .bind(inc.id)
         .execute(&mut *w.tx)
         .await?;
-    sqlx::query("DELETE FROM incident_services WHERE incident_id = $1")
-        .bind(inc.id)
-        .execute(&mut *w.tx)
-        .await?;
+    // A new incident has no rows to replace yet.
+    if !new {
+        sqlx::query("DELETE FROM incident_services WHERE incident_id = $1")
+            .bind(inc.id)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("DELETE FROM incident_labels WHERE incident_id = $1")
+            .bind(inc.id)
+            .execute(&mut *w.tx)
+            .await?;
+    }
     for s in &inc.service_ids {
         sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
             .bind(inc.id)
@@ -581,10 +588,6 @@ pub(crate) async fn write_incident(
             .execute(&mut *w.tx)
             .await?;
     }
-    sqlx::query("DELETE FROM incident_labels WHERE incident_id = $1")
-        .bind(inc.id)
-        .execute(&mut *w.tx)
-        .await?;
     for l in &inc.labels {
         sqlx::query("INSERT INTO incident_labels (incident_id, label) VALUES ($1, $2)")
             .bind(inc.id)
@@ -595,13 +598,17 @@ pub(crate) async fn write_incident(
     Ok(())
 }
 
-/// Rebuilds the incident's search document from its text fields and notes.
-pub(crate) async fn refresh_search(w: &mut WriteTx, inc: &Incident) -> Result<(), StoreError> {
-    let notes: Vec<String> =
-        sqlx::query_scalar("SELECT body FROM notes WHERE incident_id = $1 ORDER BY id")
-            .bind(inc.id)
-            .fetch_all(&mut *w.tx)
-            .await?;
+/// Indexes a new incident for search (it has no notes or old document yet).
+pub(crate) async fn index_new(w: &mut WriteTx, inc: &Incident) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO incident_search (rowid, doc) VALUES ($1, $2)")
+        .bind(inc.id)
+        .bind(search_doc(inc, Vec::new()))
+        .execute(&mut *w.tx)
+        .await?;
+    Ok(())
+}
+
+fn search_doc(inc: &Incident, notes: Vec<String>) -> String {
     let mut doc = vec![
         inc.number.clone(),
         inc.title.clone(),
@@ -612,13 +619,23 @@ pub(crate) async fn refresh_search(w: &mut WriteTx, inc: &Incident) -> Result<()
     doc.extend(inc.resolution_summary.iter().cloned());
     doc.extend(inc.labels.iter().cloned());
     doc.extend(notes);
+    doc.join("\n")
+}
+
+/// Rebuilds the incident's search document from its text fields and notes.
+pub(crate) async fn refresh_search(w: &mut WriteTx, inc: &Incident) -> Result<(), StoreError> {
+    let notes: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM notes WHERE incident_id = $1 ORDER BY id")
+            .bind(inc.id)
+            .fetch_all(&mut *w.tx)
+            .await?;
     sqlx::query("DELETE FROM incident_search WHERE rowid = $1")
         .bind(inc.id)
         .execute(&mut *w.tx)
         .await?;
     sqlx::query("INSERT INTO incident_search (rowid, doc) VALUES ($1, $2)")
         .bind(inc.id)
-        .bind(doc.join("\n"))
+        .bind(search_doc(inc, notes))
         .execute(&mut *w.tx)
         .await?;
     Ok(())

@@ -126,20 +126,88 @@ impl Store {
         unstored_openings: i64,
     ) -> Result<Option<String>, StoreError> {
         let now_ms = to_millis(now);
+        for (id, scope, matchers) in self.silences_in_force(w, now_ms).await?.iter() {
+            // A silence whose matchers no longer parse holds nothing rather than everything.
+            if scope.map_or(true, |s| s == service_id)
+                && !matchers.is_empty()
+                && matches_all(matchers, fields)
+            {
+                return Ok(Some(format!("silence:{id}")));
+            }
+        }
+        for (id, services) in self.windows_active(w, now).await?.iter() {
+            if services.contains(&service_id) {
+                return Ok(Some(format!("maintenance:{id}")));
+            }
+        }
+        let rule = match w.cache.flapping.get(&service_id) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.rule_in(w, service_id).await?;
+                w.cache.flapping.insert(service_id, r.clone());
+                r
+            }
+        }
+        .unwrap_or_default();
+        if rule.enabled {
+            let since = now_ms - rule.window_minutes * 60_000;
+            // Both partial indexes in one round trip: resolved openings and the open one.
+            let opened: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND first_seen > $3 \
+                 AND status = 'resolved') + (SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND dedup_key = $2 \
+                 AND first_seen > $3 AND status <> 'resolved')",
+            )
+            .bind(service_id)
+            .bind(dedup_key)
+            .bind(since)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            if rule.holds(opened + unstored_openings) {
+                return Ok(Some("flapping".into()));
+            }
+        }
+        Ok(None)
+    }
+
+    // Silences in force at `now_ms`, read once per transaction and time.
+    async fn silences_in_force(
+        &self,
+        w: &mut WriteTx,
+        now_ms: i64,
+    ) -> Result<std::sync::Arc<Vec<(i64, Option<i64>, Vec<Matcher>)>>, StoreError> {
+        if let Some((at, s)) = &w.cache.silences {
+            if *at == now_ms {
+                return Ok(s.clone());
+            }
+        }
         let rows = sqlx::query(
-            "SELECT id, matchers FROM silences WHERE starts_at <= $1 AND ends_at > $1 \
-             AND (service_id IS NULL OR service_id = $2) ORDER BY id",
+            "SELECT id, service_id, matchers FROM silences WHERE starts_at <= $1 AND ends_at > $1 ORDER BY id",
         )
         .bind(now_ms)
-        .bind(service_id)
         .fetch_all(&mut *w.tx)
         .await?;
+        let mut list = Vec::with_capacity(rows.len());
         for r in &rows {
             let matchers: Vec<Matcher> =
                 serde_json::from_str(&r.try_get::<String, _>("matchers")?).unwrap_or_default();
-            // A silence whose matchers no longer parse holds nothing rather than everything.
-            if !matchers.is_empty() && matches_all(&matchers, fields) {
-                return Ok(Some(format!("silence:{}", r.try_get::<i64, _>("id")?)));
+            list.push((r.try_get("id")?, r.try_get("service_id")?, matchers));
+        }
+        let list = std::sync::Arc::new(list);
+        w.cache.silences = Some((now_ms, list.clone()));
+        Ok(list)
+    }
+
+    // Maintenance windows active at `now`, with their services, read once per
+    // transaction and time.
+    async fn windows_active(
+        &self,
+        w: &mut WriteTx,
+        now: Timestamp,
+    ) -> Result<std::sync::Arc<Vec<(i64, Vec<i64>)>>, StoreError> {
+        let now_ms = to_millis(now);
+        if let Some((at, list)) = &w.cache.windows {
+            if *at == now_ms {
+                return Ok(list.clone());
             }
         }
         let rows = sqlx::query(&format!(
@@ -148,32 +216,16 @@ impl Store {
         .bind(now_ms)
         .fetch_all(&mut *w.tx)
         .await?;
+        let mut list = Vec::new();
         for r in &rows {
             let (win, _) = window(r, now)?;
-            if win.active && win.service_ids.contains(&service_id) {
-                return Ok(Some(format!("maintenance:{}", win.id)));
+            if win.active {
+                list.push((win.id, win.service_ids));
             }
         }
-        let rule = self.rule_in(w, service_id).await?.unwrap_or_default();
-        if rule.enabled {
-            let since = now_ms - rule.window_minutes * 60_000;
-            let mut opened = 0;
-            for status in ["status = 'resolved'", "status <> 'resolved'"] {
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND dedup_key = $2 AND first_seen > $3 AND {status}"
-                ))
-                .bind(service_id)
-                .bind(dedup_key)
-                .bind(since)
-                .fetch_one(&mut *w.tx)
-                .await?;
-                opened += n;
-            }
-            if rule.holds(opened + unstored_openings) {
-                return Ok(Some("flapping".into()));
-            }
-        }
-        Ok(None)
+        let list = std::sync::Arc::new(list);
+        w.cache.windows = Some((now_ms, list.clone()));
+        Ok(list)
     }
 
     /// Stores a new alert held for `reason`: no incident, an `alert.suppressed` event.

@@ -1,6 +1,12 @@
 //! Write transactions: on SQLite, one at a time per process.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use sqlx::{Any, Transaction};
+use tocsin_core::grouping::CompiledRules;
+use tocsin_core::matcher::Matcher;
+use tocsin_core::silence::FlappingRule;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::{Backend, Store, StoreError};
@@ -8,7 +14,27 @@ use crate::{Backend, Store, StoreError};
 /// A write transaction; dropping it without `commit` rolls back.
 pub(crate) struct WriteTx {
     pub(crate) tx: Transaction<'static, Any>,
+    /// What a transaction reads again and again (silences, windows, rules), read once.
+    pub(crate) cache: TxCache,
     _guard: Option<OwnedMutexGuard<()>>,
+}
+
+/// Configuration read inside one write transaction, kept for its duration: a batch
+/// of new alerts reads silences, maintenance windows and service rules once, not per
+/// alert. Nothing written in the same transaction changes them.
+#[derive(Default)]
+pub(crate) struct TxCache {
+    /// Silences in force at the time given: (id, service scope, matchers).
+    pub(crate) silences: Option<(i64, Arc<Vec<(i64, Option<i64>, Vec<Matcher>)>>)>,
+    /// Maintenance windows active at the time given: (id, service ids).
+    pub(crate) windows: Option<(i64, Arc<Vec<(i64, Vec<i64>)>>)>,
+    /// Flapping rules by service.
+    pub(crate) flapping: HashMap<i64, Option<FlappingRule>>,
+    /// Compiled alert rules by service.
+    pub(crate) rules: HashMap<i64, Arc<CompiledRules>>,
+    /// (service, dedup key) the batch's bulk statement found with no open alert; the
+    /// first event for one skips looking for a repeat again.
+    pub(crate) not_open: std::collections::HashSet<(i64, String)>,
 }
 
 impl WriteTx {
@@ -25,6 +51,10 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            cache: TxCache::default(),
+            _guard: guard,
+        })
     }
 }
