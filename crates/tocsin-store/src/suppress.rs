@@ -128,7 +128,7 @@ impl Store {
         let now_ms = to_millis(now);
         for (id, scope, matchers) in self.silences_in_force(w, now_ms).await?.iter() {
             // A silence whose matchers no longer parse holds nothing rather than everything.
-            if scope.map_or(true, |s| s == service_id)
+            if scope.is_none_or(|s| s == service_id)
                 && !matchers.is_empty()
                 && matches_all(matchers, fields)
             {
@@ -141,10 +141,10 @@ impl Store {
             }
         }
         let rule = match w.cache.flapping.get(&service_id) {
-            Some(r) => r.clone(),
+            Some(r) => *r,
             None => {
                 let r = self.rule_in(w, service_id).await?;
-                w.cache.flapping.insert(service_id, r.clone());
+                w.cache.flapping.insert(service_id, r);
                 r
             }
         }
@@ -174,7 +174,7 @@ impl Store {
         &self,
         w: &mut WriteTx,
         now_ms: i64,
-    ) -> Result<std::sync::Arc<Vec<(i64, Option<i64>, Vec<Matcher>)>>, StoreError> {
+    ) -> Result<std::sync::Arc<Vec<crate::tx::ActiveSilence>>, StoreError> {
         if let Some((at, s)) = &w.cache.silences {
             if *at == now_ms {
                 return Ok(s.clone());
@@ -203,7 +203,7 @@ impl Store {
         &self,
         w: &mut WriteTx,
         now: Timestamp,
-    ) -> Result<std::sync::Arc<Vec<(i64, Vec<i64>)>>, StoreError> {
+    ) -> Result<std::sync::Arc<Vec<crate::tx::ActiveWindow>>, StoreError> {
         let now_ms = to_millis(now);
         if let Some((at, list)) = &w.cache.windows {
             if *at == now_ms {

@@ -22,12 +22,18 @@ pub(crate) struct WriteTx {
 /// Configuration read inside one write transaction, kept for its duration: a batch
 /// of new alerts reads silences, maintenance windows and service rules once, not per
 /// alert. Nothing written in the same transaction changes them.
+/// A silence in force: id, service scope (none: every service), matchers.
+pub(crate) type ActiveSilence = (i64, Option<i64>, Vec<Matcher>);
+
+/// A maintenance window active now: id, service ids.
+pub(crate) type ActiveWindow = (i64, Vec<i64>);
+
 #[derive(Default)]
 pub(crate) struct TxCache {
     /// Silences in force at the time given: (id, service scope, matchers).
-    pub(crate) silences: Option<(i64, Arc<Vec<(i64, Option<i64>, Vec<Matcher>)>>)>,
+    pub(crate) silences: Option<(i64, Arc<Vec<ActiveSilence>>)>,
     /// Maintenance windows active at the time given: (id, service ids).
-    pub(crate) windows: Option<(i64, Arc<Vec<(i64, Vec<i64>)>>)>,
+    pub(crate) windows: Option<(i64, Arc<Vec<ActiveWindow>>)>,
     /// Flapping rules by service.
     pub(crate) flapping: HashMap<i64, Option<FlappingRule>>,
     /// Compiled alert rules by service.
