@@ -26,6 +26,10 @@ api() { curl -sf -X POST "$URL$1" -H "Authorization: Bearer $TOKEN" -H 'Content-
 key() { api "/api/v1/services" "{\"name\": \"$1\"}" >/dev/null
         api "/api/v1/services/$2/integration-keys" '{"name": "bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'; }
 PD_KEY=$(key pagerduty 1); AM_KEY=$(key alertmanager 2); RATE_KEY=$(key latency 3); MEM_KEY=$(key memory 4)
+STORM_KEY=$(key storm 5)
+# The storm service groups its alerts (by severity: here, all of them) into one incident.
+curl -sf -X PUT "$URL/api/v1/services/5/alert-rules" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"grouping": {"mode": "by_key", "key": "{{ severity }}", "window_minutes": 60}}' >/dev/null
 
 AM_PORT=$(free_port)
 cat > "$WORK/am.yml" <<YAML
@@ -48,6 +52,7 @@ run "Tocsin, 100 alerts per request (Alertmanager webhook)" --scenario alertmana
 run "Alertmanager, 100 alerts per request (POST /api/v2/alerts)" --scenario alertmanager-api --url "$AM_URL" --batch 100 --connections 16
 run "Tocsin, latency at 5,000 events/s (open loop), cold: the first 1000 open new alerts and incidents" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
 run "Tocsin, latency at 5,000 events/s (open loop), warm: the same 1000 alerts repeating" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
+run "Tocsin, latency at 5,000 events/s (open loop), storm: 1000 new alerts grouped into one incident, then repeating" --scenario pagerduty --url "$URL" --key "$STORM_KEY" --rate 5000 --connections 64
 echo "== Resident memory with 100,000 active alerts"
 "$BIN" bench --scenario alertmanager-webhook --url "$URL" --key "$MEM_KEY" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
 "$BIN" bench --scenario alertmanager-api --url "$AM_URL" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
