@@ -201,3 +201,34 @@ crate::both_backends!(
     document_is_valid_and_complete,
     every_documented_route_is_served
 );
+
+#[test]
+fn docs_api_md_lists_every_api_route_with_its_role() {
+    // docs/api.md's routes table is generated from this document; a route added or
+    // a role changed without regenerating it fails here.
+    let md = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md"),
+    )
+    .unwrap();
+    let doc = serde_json::to_value(tocsin_server::openapi()).unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let role = op["security"]
+                .as_array()
+                .and_then(|s| s.iter().find_map(|r| r["token"][0].as_str()))
+                .unwrap_or("public");
+            let row = format!("| {} | `{path}` | {role} |", method.to_uppercase());
+            if !md.contains(&row) {
+                missing.push(row);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/api.md lacks: {missing:#?}");
+}
