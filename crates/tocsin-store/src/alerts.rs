@@ -330,11 +330,9 @@ impl Store {
 
     /// Reads one alert with its raw payload.
     pub async fn alert(&self, id: i64) -> Result<(Alert, String), StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS}, raw FROM alerts WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("alert {id}")))?;
+        let row = self
+            .row_by_id(&format!("{COLUMNS}, raw"), "alerts", id, "alert")
+            .await?;
         Ok((alert(&row)?, row.try_get("raw")?))
     }
 

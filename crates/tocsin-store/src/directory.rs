@@ -132,11 +132,7 @@ impl Store {
 
     /// Reads a user.
     pub async fn user(&self, id: i64) -> Result<User, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("user {id}")))?;
+        let row = self.row_by_id(USER_COLUMNS, "users", id, "user").await?;
         user(&row)
     }
 
@@ -280,11 +276,9 @@ impl Store {
 
     /// Reads a team with its members.
     pub async fn team(&self, id: i64) -> Result<Team, StoreError> {
-        let row = sqlx::query("SELECT id, name, description, created_at FROM teams WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("team {id}")))?;
+        let row = self
+            .row_by_id("id, name, description, created_at", "teams", id, "team")
+            .await?;
         let member_ids = sqlx::query_scalar(
             "SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id",
         )
@@ -476,11 +470,14 @@ impl Store {
 
     /// Reads a service.
     pub async fn service(&self, id: i64) -> Result<Service, StoreError> {
-        let row = sqlx::query("SELECT id, name, description, team_id, created_at, updated_at FROM services WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("service {id}")))?;
+        let row = self
+            .row_by_id(
+                "id, name, description, team_id, created_at, updated_at",
+                "services",
+                id,
+                "service",
+            )
+            .await?;
         service(&row)
     }
 

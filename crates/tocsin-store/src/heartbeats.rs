@@ -162,11 +162,9 @@ impl Store {
 
     /// Reads one heartbeat.
     pub async fn heartbeat(&self, id: i64) -> Result<Heartbeat, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM heartbeats WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("heartbeat {id}")))?;
+        let row = self
+            .row_by_id(COLUMNS, "heartbeats", id, "heartbeat")
+            .await?;
         heartbeat(&row)
     }
 

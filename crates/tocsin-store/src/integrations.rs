@@ -26,13 +26,9 @@ pub struct IntegrationChanges {
 impl Store {
     /// One integration key by id, whatever its service.
     pub async fn integration_key_by_id(&self, id: i64) -> Result<IntegrationKey, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM integration_keys WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("integration key {id}")))?;
+        let row = self
+            .row_by_id(KEY_COLUMNS, "integration_keys", id, "integration key")
+            .await?;
         key(&row)
     }
 

@@ -148,6 +148,21 @@ impl Store {
         })
     }
 
+    /// One row of `table` (the given columns) by id; not found names it `what id`.
+    pub(crate) async fn row_by_id(
+        &self,
+        columns: &str,
+        table: &str,
+        id: i64,
+        what: &str,
+    ) -> Result<sqlx::any::AnyRow, StoreError> {
+        sqlx::query(&format!("SELECT {columns} FROM {table} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("{what} {id}")))
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

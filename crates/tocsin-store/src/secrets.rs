@@ -130,13 +130,9 @@ impl Store {
 
     /// Reads one token's record.
     pub async fn token(&self, id: i64) -> Result<ApiToken, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("token {id}")))?;
+        let row = self
+            .row_by_id(TOKEN_COLUMNS, "api_tokens", id, "token")
+            .await?;
         token(&row)
     }
 

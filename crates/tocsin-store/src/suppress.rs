@@ -504,13 +504,9 @@ impl Store {
 
     /// Reads a silence.
     pub async fn silence(&self, id: i64, now: Timestamp) -> Result<Silence, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("silence {id}")))?;
+        let row = self
+            .row_by_id(SILENCE_COLUMNS, "silences", id, "silence")
+            .await?;
         silence(&row, now)
     }
 
@@ -635,13 +631,14 @@ impl Store {
         id: i64,
         now: Timestamp,
     ) -> Result<(MaintenanceWindow, Schedule), StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("maintenance window {id}")))?;
+        let row = self
+            .row_by_id(
+                WINDOW_COLUMNS,
+                "maintenance_windows",
+                id,
+                "maintenance window",
+            )
+            .await?;
         window(&row, now)
     }
 
