@@ -541,3 +541,134 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    const ZONES: [&str; 6] = [
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe", // half-hour DST shift
+        "Pacific/Chatham",     // +12:45 / +13:45
+        "Asia/Kolkata",        // no DST
+        "UTC",
+    ];
+
+    // The oracle, written without the implementation's shortcuts: an occurrence starts
+    // at the first UTC minute whose local wall time reaches the day's start time
+    // (which is the earlier instant when clocks go back, and the end of the gap when
+    // they jump forward), found by walking minute by minute.
+    fn start_of(tz: &Tz, date: NaiveDate, time: NaiveTime) -> Timestamp {
+        let target = date.and_time(time);
+        let mut u = Utc.from_utc_datetime(&(target - Duration::hours(15)));
+        loop {
+            if u.with_timezone(tz).naive_local() >= target {
+                return u;
+            }
+            u += Duration::minutes(1);
+        }
+    }
+
+    fn oracle(days: &[Weekday], time: NaiveTime, minutes: i64, tz: &Tz, t: Timestamp) -> bool {
+        let today = t.with_timezone(tz).date_naive();
+        (0..=8).any(|back| {
+            let date = today - Duration::days(back);
+            days.contains(&date.weekday()) && {
+                let s = start_of(tz, date, time);
+                s <= t && t < s + Duration::minutes(minutes)
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn weekly_windows_are_active_exactly_when_an_occurrence_covers_the_instant(
+            day_bits in 1u8..128,
+            hour in 0u32..24,
+            minute in 0u32..60,
+            minutes in prop_oneof![1i64..180, 1i64..=MAX_DURATION_MINUTES],
+            zone in 0usize..ZONES.len(),
+            // Instants in the months around the northern and southern clock changes.
+            month in prop::sample::select(vec![3u32, 4, 9, 10, 11]),
+            offset_minutes in 0i64..(31 * 24 * 60),
+        ) {
+            let days: Vec<Weekday> = (0..7)
+                .filter(|i| day_bits & (1 << i) != 0)
+                .map(|i| Weekday::try_from(i as u8).unwrap())
+                .collect();
+            let tz: Tz = ZONES[zone].parse().unwrap();
+            let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap();
+            let w = Schedule::weekly(days.clone(), time, minutes, tz, None).unwrap();
+            let t = Utc.with_ymd_and_hms(2026, month, 1, 0, 0, 0).unwrap()
+                + Duration::minutes(offset_minutes);
+            prop_assert_eq!(w.is_active(t), oracle(&days, time, minutes, &tz, t), "at {}", t);
+            if let Some(end) = w.active_until(t) {
+                prop_assert!(end > t);
+                prop_assert!(!w.is_active(end) || w.active_until(end).is_some_and(|e| e > end));
+            }
+            if let Some(next) = w.next_start(t) {
+                prop_assert!(next > t);
+                prop_assert!(w.is_active(next), "an occurrence is in force at its start");
+            }
+        }
+    }
+
+    // Instants in 2026 where the zone's UTC offset changes, found by scanning.
+    fn transitions(zone: usize) -> &'static [Timestamp] {
+        use std::sync::OnceLock;
+        static ALL: OnceLock<Vec<Vec<Timestamp>>> = OnceLock::new();
+        &ALL.get_or_init(|| {
+            ZONES
+                .iter()
+                .map(|z| {
+                    let tz: Tz = z.parse().unwrap();
+                    let offset = |u: Timestamp| u.with_timezone(&tz).naive_local() - u.naive_utc();
+                    let mut out = Vec::new();
+                    let mut u = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+                    let end = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+                    while u < end {
+                        let next = u + Duration::minutes(15);
+                        if offset(u) != offset(next) {
+                            out.push(next);
+                        }
+                        u = next;
+                    }
+                    out
+                })
+                .collect()
+        })[zone]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+        // Windows that start just around a clock change, asked about just around it.
+        #[test]
+        fn weekly_windows_are_right_around_clock_changes(
+            zone in 0usize..4,
+            pick in any::<prop::sample::Index>(),
+            start_shift in -150i64..150,
+            minutes in 1i64..240,
+            ask in -600i64..600,
+        ) {
+            let tz: Tz = ZONES[zone].parse().unwrap();
+            let change = *pick.get(transitions(zone));
+            let local = (change + Duration::minutes(start_shift)).with_timezone(&tz).naive_local();
+            let time = NaiveTime::from_hms_opt(
+                chrono::Timelike::hour(&local.time()),
+                chrono::Timelike::minute(&local.time()),
+                0,
+            )
+            .unwrap();
+            let days = vec![local.date().weekday()];
+            let w = Schedule::weekly(days.clone(), time, minutes, tz, None).unwrap();
+            let t = change + Duration::minutes(ask);
+            prop_assert_eq!(w.is_active(t), oracle(&days, time, minutes, &tz, t), "at {} (change {})", t, change);
+        }
+    }
+}
