@@ -179,6 +179,55 @@ pub struct AlertEvent {
     pub integration: &'static str,
 }
 
+impl AlertEvent {
+    /// Replaces NUL characters in every text the event carries (summary, source,
+    /// dedup key, labels, details, links) with U+FFFD: PostgreSQL stores no NUL in
+    /// text or JSON, and no sender means one.
+    pub fn without_nul(mut self) -> AlertEvent {
+        if self.summary.contains('\0') {
+            self.summary = no_nul(&self.summary);
+        }
+        if self.source.contains('\0') {
+            self.source = no_nul(&self.source);
+        }
+        if self.dedup_key.0.contains('\0') {
+            self.dedup_key = DedupKey(no_nul(&self.dedup_key.0));
+        }
+        let mut labels = Value::Object(std::mem::take(&mut self.labels));
+        value_without_nul(&mut labels);
+        if let Value::Object(m) = labels {
+            self.labels = m;
+        }
+        value_without_nul(&mut self.details);
+        for l in &mut self.links {
+            l.href = no_nul(&l.href);
+            l.text = l.text.as_deref().map(no_nul);
+        }
+        self
+    }
+}
+
+/// `s` with each NUL character replaced by U+FFFD.
+pub fn no_nul(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// Replaces NUL characters in every string and key of a JSON value.
+pub fn value_without_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = no_nul(s),
+        Value::Array(a) => a.iter_mut().for_each(value_without_nul),
+        Value::Object(m) => {
+            if m.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(m);
+                m.extend(old.into_iter().map(|(k, v)| (no_nul(&k), v)));
+            }
+            m.values_mut().for_each(value_without_nul);
+        }
+        _ => {}
+    }
+}
+
 /// An alert as stored and shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
@@ -234,6 +283,33 @@ mod tests {
                 .field,
             "dedup_key"
         );
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_everywhere() {
+        let ev = AlertEvent {
+            action: AlertAction::Trigger,
+            dedup_key: DedupKey::parse("dedup_key", "k\0").unwrap(),
+            summary: "a\0b".into(),
+            source: "\0".into(),
+            severity: AlertSeverity::Error,
+            labels: serde_json::json!({"l\0": "v\0"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            details: serde_json::json!({"d": ["x\0", {"k\0": 1}]}),
+            links: vec![AlertLink {
+                href: "h\0".into(),
+                text: Some("t\0".into()),
+            }],
+            integration: "webhook",
+        }
+        .without_nul();
+        let text = format!("{ev:?}");
+        assert!(!text.contains("\\0") && !text.contains('\0'), "{text}");
+        assert_eq!(ev.summary, "a\u{FFFD}b");
+        assert_eq!(ev.labels["l\u{FFFD}"], "v\u{FFFD}");
+        assert_eq!(ev.details["d"][1]["k\u{FFFD}"], 1);
     }
 
     #[test]

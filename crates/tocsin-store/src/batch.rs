@@ -16,6 +16,8 @@ use crate::alerts::AlertOutcome;
 use crate::tx::WriteTx;
 use crate::{Backend, Store, StoreError};
 
+/// Times a batch is retried after losing a deadlock to another node.
+const MAX_RETRIES: u32 = 5;
 /// Most notifications one transaction takes.
 const MAX_BATCH: usize = 512;
 /// Notifications that may wait for the writer; senders wait beyond that.
@@ -64,6 +66,20 @@ impl AlertWriter {
         events: Vec<Inbound>,
     ) -> Result<Vec<AlertOutcome>, StoreError> {
         let (reply, rx) = oneshot::channel();
+        // PostgreSQL stores no NUL in text or JSON: one in a payload must not make
+        // every batch it joins fail.
+        let events = events
+            .into_iter()
+            .map(|i| Inbound {
+                service_id: i.service_id,
+                event: i.event.without_nul(),
+                raw: if i.raw.contains('\0') {
+                    tocsin_core::alert::no_nul(&i.raw)
+                } else {
+                    i.raw
+                },
+            })
+            .collect();
         self.tx
             .send(Job { key, events, reply })
             .await
@@ -100,21 +116,36 @@ impl Store {
 
     async fn commit_batch(&self, settings: &IncidentSettings, jobs: &mut Vec<Job>, now: Timestamp) {
         let mut attempt = 0;
+        let mut bulk = true;
         let outcome = loop {
-            match self.try_batch(settings, jobs, now).await {
+            match self.try_batch(settings, jobs, now, bulk).await {
                 // A refused notification whose repeats were counted with the batch's:
-                // nothing is committed; it hears why, and the others go again without it.
+                // nothing is committed; it hears why, and the others go again without
+                // it, notification by notification, so no other refusal can undo them.
                 Ok(Batch::Exclude(i, e)) => {
                     let job = jobs.remove(i);
                     let _ = job.reply.send(Err(e));
                     if jobs.is_empty() {
                         return;
                     }
+                    bulk = false;
                 }
                 Ok(Batch::Done(results)) => break Ok(results),
                 // Two nodes updating the same alerts in another order (PostgreSQL):
                 // the database picked this batch to fail; nothing of it is committed, so again.
-                Err(e) if attempt < 2 && retryable(&e) => attempt += 1,
+                Err(e) if attempt < MAX_RETRIES && retryable(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        rand::random::<u64>() % (20 * attempt as u64) + 1,
+                    ))
+                    .await;
+                }
+                // The bulk statement itself failed: once more without it, so that
+                // whatever broke it is one notification's refusal, not everyone's.
+                Err(e) if bulk => {
+                    tracing::warn!(error = %e, "bulk repeat statement failed; batch applied one by one");
+                    bulk = false;
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -143,9 +174,14 @@ impl Store {
         settings: &IncidentSettings,
         jobs: &[Job],
         now: Timestamp,
+        bulk: bool,
     ) -> Result<Batch, StoreError> {
         let mut w = self.write().await?;
-        let counted = self.bulk_repeats(&mut w, jobs, now).await?;
+        let counted = if bulk {
+            self.bulk_repeats(&mut w, jobs, now).await?
+        } else {
+            jobs.iter().map(|j| vec![None; j.events.len()]).collect()
+        };
         let mut results = Vec::with_capacity(jobs.len());
         let mut repeated = Vec::new();
         for (i, (job, pre)) in jobs.iter().zip(counted).enumerate() {

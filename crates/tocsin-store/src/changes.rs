@@ -32,6 +32,12 @@ impl Store {
         c: &NewChange,
         now: Timestamp,
     ) -> Result<ChangeEvent, StoreError> {
+        use tocsin_core::alert::{no_nul, value_without_nul};
+        // PostgreSQL stores no NUL in text or JSON.
+        let mut details = c.details.clone();
+        value_without_nul(&mut details);
+        let mut links = json!(c.links);
+        value_without_nul(&mut links);
         let mut w = self.write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO change_events (service_id, integration_key_id, summary, source, occurred_at, received_at, details, links) \
@@ -39,12 +45,12 @@ impl Store {
         ))
         .bind(key.service_id)
         .bind(key.id)
-        .bind(&c.summary)
-        .bind(&c.source)
+        .bind(no_nul(&c.summary))
+        .bind(no_nul(&c.source))
         .bind(to_millis(c.occurred_at.unwrap_or(now)))
         .bind(to_millis(now))
-        .bind(c.details.to_string())
-        .bind(json!(c.links).to_string())
+        .bind(details.to_string())
+        .bind(links.to_string())
         .fetch_one(&mut *w.tx)
         .await?;
         let created = change(&row)?;

@@ -923,3 +923,44 @@ async fn a_refused_notification_keeps_none_of_its_bulk_counted_repeats(app: Test
 }
 
 crate::both_backends!(a_refused_notification_keeps_none_of_its_bulk_counted_repeats);
+
+// PostgreSQL stores no NUL in text or JSON: an event carrying one is stored with
+// U+FFFD instead, and its repeats count like any other (on both back ends alike).
+async fn nul_characters_in_events_are_stored_replaced(app: TestApp) {
+    let (svc, key) = service_with_key(&app, "nul").await;
+    let body = json!({ "routing_key": key, "event_action": "trigger", "dedup_key": "nul\u{0}key",
+        "payload": { "summary": "disk\u{0}full", "source": "db\u{0}1", "severity": "error",
+                     "component": "pg\u{0}", "custom_details": { "k\u{0}": ["v\u{0}"] } },
+        "links": [{ "href": "https://x/\u{0}", "text": "t\u{0}" }] });
+    for _ in 0..2 {
+        let r = enqueue(&app, body.clone()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+    let change = app
+        .call(
+            Method::POST,
+            "/v2/change/enqueue",
+            None,
+            Some(json!({ "routing_key": key, "payload": { "summary": "deploy\u{0}", "source": "ci\u{0}",
+                        "custom_details": { "a\u{0}": "b\u{0}" } } })),
+        )
+        .await;
+    assert_eq!(change.status, StatusCode::ACCEPTED, "{}", change.body);
+    let alerts = app
+        .get(&format!("/api/v1/alerts?service_id={svc}"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a["count"], 2);
+    assert_eq!(a["summary"], "disk\u{FFFD}full");
+    assert_eq!(a["dedup_key"], "nul\u{FFFD}key");
+    assert_eq!(a["labels"]["component"], "pg\u{FFFD}");
+    assert_eq!(a["details"]["k\u{FFFD}"][0], "v\u{FFFD}");
+    assert!(!a.to_string().contains("\\u0000"), "{a}");
+}
+
+crate::both_backends!(nul_characters_in_events_are_stored_replaced);
