@@ -105,20 +105,13 @@ pub async fn serve(
             *n += 1;
             *n
         };
-        let release_ip = {
-            let per_ip = per_ip.clone();
-            move || {
-                let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
-                    }
-                }
-            }
+        // Given back when dropped, whichever way the session ends (a panic included).
+        let ip_slot = IpSlot {
+            per_ip: per_ip.clone(),
+            ip,
         };
         if from_ip > opts.max_connections_per_ip {
-            release_ip();
+            drop(ip_slot);
             tokio::spawn(async move {
                 let mut stream = stream;
                 let _ = stream
@@ -134,23 +127,20 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let session = Session::new(state, opts.clone(), budget);
-                    // The deadline covers writes too: a peer that stops reading is dropped.
-                    match tokio::time::timeout(opts.session_timeout, session.run(&mut stream)).await
-                    {
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "smtp connection ended"),
-                        Err(_) => {
-                            tracing::info!(%peer, "smtp session over its time limit, dropped")
-                        }
-                        Ok(Ok(())) => {}
+                    // Every read is bounded by the session's deadline and every write by
+                    // WRITE_TIMEOUT, so a session ends on its own; never in the middle of
+                    // storing an alert the peer has not heard about.
+                    if let Err(e) = session.run(&mut stream).await {
+                        tracing::debug!(%peer, error = %e, "smtp connection ended");
                     }
-                    // The slot is free before the peer sees the connection close.
+                    // The slots are free before the peer sees the connection close.
                     drop(permit);
-                    release_ip();
+                    drop(ip_slot);
                     drop(stream);
                 });
             }
             Err(_) => {
-                release_ip();
+                drop(ip_slot);
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let _ = stream
@@ -161,6 +151,27 @@ pub async fn serve(
         }
     }
 }
+
+// One connection counted against its address; the count goes down on drop.
+struct IpSlot {
+    per_ip: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Longest wait for the peer to take a reply.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Read {
     Complete,
@@ -228,10 +239,12 @@ struct Session {
     errors: usize,
     commands: usize,
     budget: Arc<Semaphore>,
+    deadline: tokio::time::Instant,
 }
 
 impl Session {
     fn new(state: AppState, opts: Arc<SmtpOptions>, budget: Arc<Semaphore>) -> Session {
+        let deadline = tokio::time::Instant::now() + opts.session_timeout;
         Session {
             state,
             opts,
@@ -239,8 +252,18 @@ impl Session {
             env: Envelope::default(),
             errors: 0,
             commands: 0,
+            deadline,
             budget,
         }
+    }
+
+    // How long the next read may wait: the command timeout, cut short by the
+    // session's deadline; None once the deadline has passed.
+    fn read_wait(&self) -> Option<Duration> {
+        let left = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        (!left.is_zero()).then(|| left.min(self.opts.command_timeout))
     }
 
     async fn run(mut self, stream: &mut TcpStream) -> std::io::Result<()> {
@@ -250,11 +273,11 @@ impl Session {
         reply(&mut w, &format!("220 {host} Tocsin ESMTP ready")).await?;
         let mut line = Vec::with_capacity(MAX_COMMAND);
         loop {
-            let read = tokio::time::timeout(
-                self.opts.command_timeout,
-                read_line(&mut r, &mut line, MAX_COMMAND),
-            )
-            .await;
+            let Some(wait) = self.read_wait() else {
+                reply(&mut w, "421 4.4.2 Session time limit reached, closing").await?;
+                return Ok(());
+            };
+            let read = tokio::time::timeout(wait, read_line(&mut r, &mut line, MAX_COMMAND)).await;
             let answer = match read {
                 Err(_) => {
                     reply(&mut w, "421 4.4.2 Timeout waiting for a command, closing").await?;
@@ -426,43 +449,58 @@ impl Session {
         // Bytes of the shared memory budget this message holds; given back on return.
         let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
         let mut over_budget = false;
+        // Whether the previous line ended in CRLF (the DATA command's did).
+        let mut after_crlf = true;
         loop {
-            let read = tokio::time::timeout(
-                self.opts.command_timeout,
-                read_line(r, &mut line, MAX_DATA_LINE.min(max) + 2),
-            )
-            .await;
+            let Some(wait) = self.read_wait() else {
+                return Ok(None);
+            };
+            let read =
+                tokio::time::timeout(wait, read_line(r, &mut line, MAX_DATA_LINE.min(max) + 2))
+                    .await;
             match read {
                 Err(_) => return Ok(None),
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Read::Eof)) => {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
-                Ok(Ok(Read::TooLong)) => oversize = true,
+                Ok(Ok(Read::TooLong)) => {
+                    oversize = true;
+                    after_crlf = line.ends_with(b"\r\n");
+                }
                 Ok(Ok(Read::Complete)) => {
-                    // Only CRLF.CRLF ends the data: a bare-LF dot is content, so mail
-                    // cannot be smuggled past a relay that reads it differently.
-                    if line == b".\r\n" {
+                    // Only CRLF.CRLF ends the data: a dot after or before a bare LF is
+                    // content, so mail cannot be smuggled past a relay that reads it
+                    // differently.
+                    let crlf = line.ends_with(b"\r\n");
+                    if after_crlf && line == b".\r\n" {
                         break;
                     }
+                    after_crlf = crlf;
                     // Dot-unstuffing (RFC 5321 §4.5.2).
                     let content = line.strip_prefix(b".").unwrap_or(&line);
                     if message.len() + content.len() > max {
                         oversize = true;
                     } else if !oversize && !over_budget {
-                        match self
-                            .budget
-                            .clone()
-                            .try_acquire_many_owned(content.len() as u32)
-                        {
-                            Ok(p) => {
-                                match held.as_mut() {
-                                    Some(h) => h.merge(p),
-                                    None => held = Some(p),
+                        // The budget is charged for what the buffer allocates, not
+                        // just what it holds: grow it explicitly, doubling, up to the limit.
+                        let need = message.len() + content.len();
+                        if need > message.capacity() {
+                            let grow_to = (message.capacity() * 2).max(need).min(max);
+                            let extra = grow_to - message.capacity();
+                            match self.budget.clone().try_acquire_many_owned(extra as u32) {
+                                Ok(p) => {
+                                    match held.as_mut() {
+                                        Some(h) => h.merge(p),
+                                        None => held = Some(p),
+                                    }
+                                    message.reserve_exact(grow_to - message.len());
                                 }
-                                message.extend_from_slice(content);
+                                Err(_) => over_budget = true,
                             }
-                            Err(_) => over_budget = true,
+                        }
+                        if !over_budget {
+                            message.extend_from_slice(content);
                         }
                     }
                 }
@@ -548,7 +586,10 @@ async fn reply<W: AsyncWrite + Unpin>(w: &mut W, text: &str) -> std::io::Result<
     let mut out = String::with_capacity(text.len() + 2);
     out.push_str(text);
     out.push_str("\r\n");
-    w.write_all(out.as_bytes()).await
+    // A peer that stops reading is dropped rather than holding its slot.
+    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out.as_bytes()))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 #[cfg(test)]

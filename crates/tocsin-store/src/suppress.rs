@@ -364,20 +364,24 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         // Only alerts whose reason is no longer in force (and flapping ones, which
         // settle with time) are looked at again; with nothing to review, nothing is written.
-        let reasons: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT suppressed_by FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved'",
+        // Per service too: a window edited to leave a service out no longer holds its alerts.
+        let held: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT DISTINCT suppressed_by, service_id FROM alerts WHERE suppressed_by IS NOT NULL AND status <> 'resolved'",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut review = Vec::new();
-        for reason in reasons {
-            if !self.reason_in_force(&reason, now).await? {
-                review.push(reason);
+        let mut pairs = std::collections::HashSet::new();
+        for (reason, service_id) in held {
+            if !self.reason_in_force(&reason, service_id, now).await? {
+                pairs.insert((reason, service_id));
             }
         }
-        if review.is_empty() {
+        if pairs.is_empty() {
             return Ok(Vec::new());
         }
+        let mut review: Vec<&String> = pairs.iter().map(|(r, _)| r).collect();
+        review.sort();
+        review.dedup();
         let mut w = self.write().await?;
         // Only the alerts under review are locked: a large maintenance hold stays untouched.
         let list = (0..review.len())
@@ -396,6 +400,10 @@ impl Store {
         let mut released = Vec::new();
         for r in &rows {
             let a = alert(r)?;
+            let pair = (a.suppressed_by.clone().unwrap_or_default(), a.service_id);
+            if !pairs.contains(&pair) {
+                continue;
+            }
             if self
                 .reconsider(&mut w, settings, &Actor::system(), &a, now)
                 .await?
@@ -410,7 +418,12 @@ impl Store {
 
     // Whether what a held alert names still holds at `now`: its silence is in force,
     // its maintenance window active. Flapping is never taken as settled without a look.
-    async fn reason_in_force(&self, reason: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn reason_in_force(
+        &self,
+        reason: &str,
+        service_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let id = |p: &str| reason.strip_prefix(p).and_then(|n| n.parse::<i64>().ok());
         if let Some(id) = id("silence:") {
             let n: i64 = sqlx::query_scalar(
@@ -430,7 +443,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
             return match row {
-                Some(r) => Ok(window(&r, now)?.0.active),
+                Some(r) => {
+                    let (win, _) = window(&r, now)?;
+                    Ok(win.active && win.service_ids.contains(&service_id))
+                }
                 None => Ok(false),
             };
         }

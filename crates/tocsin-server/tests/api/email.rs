@@ -456,7 +456,9 @@ async fn one_sender_cannot_exhaust_the_listener(app: TestApp) {
         .await
         .starts_with("250"));
     assert!(a.say("DATA").await.starts_with("354"));
-    a.w.write_all(b"Subject: first\r\nMessage-ID: <s1@x>\r\n\r\nhello\n.\nMAIL FROM:<evil@x>\r\n")
+    a.w.write_all(
+        b"Subject: first\r\nMessage-ID: <s1@x>\r\n\r\nhello\n.\nMAIL FROM:<evil@x>\r\nbye\n.\r\nRCPT TO:<evil@y>\r\n",
+    )
         .await
         .unwrap();
     let answer = a.say(".").await;
@@ -477,6 +479,10 @@ async fn one_sender_cannot_exhaust_the_listener(app: TestApp) {
     };
     assert_eq!(alert.summary, "first");
     assert!(raw.contains("MAIL FROM:<evil@x>"), "{raw}");
+    assert!(
+        raw.contains("RCPT TO:<evil@y>"),
+        "LF.CRLF does not end the data either: {raw}"
+    );
 }
 
 crate::both_backends!(

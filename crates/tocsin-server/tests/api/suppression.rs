@@ -871,3 +871,37 @@ async fn the_worker_releases_alerts_when_their_silence_runs_out(app: TestApp) {
 }
 
 crate::both_backends!(the_worker_releases_alerts_when_their_silence_runs_out);
+
+// A window edited to leave a service out stops holding that service's alerts at once;
+// those of the services it still covers stay held.
+async fn editing_a_window_to_leave_a_service_out_releases_its_alerts(app: TestApp) {
+    let (a, key_a) = service_with_key(&app, "db").await;
+    let (b, key_b) = service_with_key(&app, "web").await;
+    let w = created(
+        app.post(
+            "/api/v1/maintenance-windows",
+            json!({ "service_ids": [a, b], "starts_at": at(&app, Duration::zero()),
+                    "ends_at": at(&app, Duration::hours(48)) }),
+        )
+        .await,
+    )
+    .await;
+    trigger(&app, &key_a, "pg", "postgres").await;
+    trigger(&app, &key_b, "nginx", "nginx").await;
+    assert_eq!(count(&app, "incidents").await, 0);
+    let r = app
+        .patch(
+            &format!("/api/v1/maintenance-windows/{}", w["id"]),
+            json!({ "service_ids": [b] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let released = alert(&app, a, "pg").await;
+    assert_eq!(released["suppressed_by"], Value::Null);
+    assert!(released["incident_id"].is_i64());
+    let still = alert(&app, b, "nginx").await;
+    assert_eq!(still["suppressed_by"], format!("maintenance:{}", w["id"]));
+    assert_eq!(count(&app, "incidents").await, 1);
+}
+
+crate::both_backends!(editing_a_window_to_leave_a_service_out_releases_its_alerts);
