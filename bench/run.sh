@@ -48,8 +48,10 @@ for round in 1 2 3; do
   run "Tocsin, single events (PagerDuty Events v2), 1000 alert identities, round $round" --scenario pagerduty --url "$URL" --key "$PD_KEY" --connections 64
   run "Alertmanager, single alerts (POST /api/v2/alerts), round $round" --scenario alertmanager-api --url "$AM_URL" --batch 1 --connections 64
 done
-run "Tocsin, 100 alerts per request (Alertmanager webhook)" --scenario alertmanager-webhook --url "$URL" --key "$AM_KEY" --batch 100 --connections 16
-run "Alertmanager, 100 alerts per request (POST /api/v2/alerts)" --scenario alertmanager-api --url "$AM_URL" --batch 100 --connections 16
+for round in 1 2 3; do
+  run "Tocsin, 100 alerts per request (Alertmanager webhook), round $round" --scenario alertmanager-webhook --url "$URL" --key "$AM_KEY" --batch 100 --connections 16
+  run "Alertmanager, 100 alerts per request (POST /api/v2/alerts), round $round" --scenario alertmanager-api --url "$AM_URL" --batch 100 --connections 16
+done
 run "Tocsin, latency at 5,000 events/s (open loop), cold: the first 1000 open new alerts and incidents" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
 run "Tocsin, latency at 5,000 events/s (open loop), warm: the same 1000 alerts repeating" --scenario pagerduty --url "$URL" --key "$RATE_KEY" --rate 5000 --connections 64
 run "Tocsin, latency at 5,000 events/s (open loop), storm: 1000 new alerts grouped into one incident, then repeating" --scenario pagerduty --url "$URL" --key "$STORM_KEY" --rate 5000 --connections 64
