@@ -67,6 +67,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.metrics.render(&mut out);
+    alert_writer_metrics(state.alerts.stats(), &mut out);
     out.push_str("# HELP tocsin_incidents Incidents by status.\n# TYPE tocsin_incidents gauge\n");
     match state.store.incident_counts().await {
         Ok(counts) => {
@@ -84,6 +85,67 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,
     )
+}
+
+// What the group-commit alert writer has done: what operators watch in a storm.
+fn alert_writer_metrics(s: &tocsin_store::WriterStats, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    out.push_str(
+        "# HELP tocsin_alert_events_total Inbound alert events committed, by what they did.\n",
+    );
+    out.push_str("# TYPE tocsin_alert_events_total counter\n");
+    for (outcome, c) in [
+        ("opened", &s.opened),
+        ("repeated", &s.repeated),
+        ("updated", &s.updated),
+        ("dropped", &s.dropped),
+        ("suppressed", &s.suppressed),
+        ("unsuppressed", &s.unsuppressed),
+    ] {
+        let _ = writeln!(
+            out,
+            "tocsin_alert_events_total{{outcome=\"{outcome}\"}} {}",
+            c.load(Relaxed)
+        );
+    }
+    for (name, help, kind, v) in [
+        (
+            "tocsin_alert_notifications_refused_total",
+            "Inbound notifications the store refused.",
+            "counter",
+            &s.refused,
+        ),
+        (
+            "tocsin_alert_batches_total",
+            "Group-commit batches committed.",
+            "counter",
+            &s.batches,
+        ),
+        (
+            "tocsin_alert_batches_failed_total",
+            "Batches not committed (their senders were told to retry).",
+            "counter",
+            &s.failed_batches,
+        ),
+        (
+            "tocsin_alert_batch_retries_total",
+            "Batches retried after a deadlock with another node.",
+            "counter",
+            &s.retries,
+        ),
+        (
+            "tocsin_alert_queue",
+            "Inbound notifications waiting for the writer.",
+            "gauge",
+            &s.queued,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+            v.load(Relaxed)
+        );
+    }
 }
 
 /// This document: the OpenAPI 3.1 description of every route.

@@ -4,6 +4,7 @@
 //! its own savepoint, so one that is refused leaves the others in the batch intact.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tocsin_core::alert::{AlertAction, AlertEvent};
@@ -56,9 +57,57 @@ struct Job {
 #[derive(Clone)]
 pub struct AlertWriter {
     tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done since the process started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Committed batches.
+    pub batches: AtomicU64,
+    /// Batches that could not be committed (their senders were told to retry).
+    pub failed_batches: AtomicU64,
+    /// Batches retried after losing a deadlock to another node.
+    pub retries: AtomicU64,
+    /// Committed events by what they did: opened, repeated, updated, dropped,
+    /// suppressed, unsuppressed; and refused (the store refused the notification).
+    pub opened: AtomicU64,
+    /// See `opened`.
+    pub repeated: AtomicU64,
+    /// See `opened`.
+    pub updated: AtomicU64,
+    /// See `opened`.
+    pub dropped: AtomicU64,
+    /// See `opened`.
+    pub suppressed: AtomicU64,
+    /// See `opened`.
+    pub unsuppressed: AtomicU64,
+    /// Notifications the store refused.
+    pub refused: AtomicU64,
+    /// Notifications waiting for the writer now.
+    pub queued: AtomicU64,
+}
+
+impl WriterStats {
+    fn count(&self, o: &AlertOutcome) {
+        let c = match o {
+            AlertOutcome::Opened { .. } => &self.opened,
+            AlertOutcome::Repeated { .. } => &self.repeated,
+            AlertOutcome::Updated { .. } => &self.updated,
+            AlertOutcome::Dropped => &self.dropped,
+            AlertOutcome::Suppressed { .. } => &self.suppressed,
+            AlertOutcome::Unsuppressed { .. } => &self.unsuppressed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl AlertWriter {
+    /// What the writer has done so far.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
     /// Applies a notification's events; returns once they are committed.
     pub async fn submit(
         &self,
@@ -80,6 +129,7 @@ impl AlertWriter {
                 },
             })
             .collect();
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         self.tx
             .send(Job { key, events, reply })
             .await
@@ -98,7 +148,10 @@ impl Store {
     ) -> AlertWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let store = self.clone();
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         tokio::spawn(async move {
+            let stats = writer_stats;
             let mut jobs = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.recv().await {
                 jobs.push(first);
@@ -108,13 +161,22 @@ impl Store {
                         Err(_) => break,
                     }
                 }
-                store.commit_batch(&settings, &mut jobs, clock.now()).await;
+                stats.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+                store
+                    .commit_batch(&settings, &mut jobs, clock.now(), &stats)
+                    .await;
             }
         });
-        AlertWriter { tx }
+        AlertWriter { tx, stats }
     }
 
-    async fn commit_batch(&self, settings: &IncidentSettings, jobs: &mut Vec<Job>, now: Timestamp) {
+    async fn commit_batch(
+        &self,
+        settings: &IncidentSettings,
+        jobs: &mut Vec<Job>,
+        now: Timestamp,
+        stats: &WriterStats,
+    ) {
         let mut attempt = 0;
         let mut bulk = true;
         let outcome = loop {
@@ -123,6 +185,7 @@ impl Store {
                 // nothing is committed; it hears why, and the others go again without
                 // it, notification by notification, so no other refusal can undo them.
                 Ok(Batch::Exclude(i, e)) => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
                     let job = jobs.remove(i);
                     let _ = job.reply.send(Err(e));
                     if jobs.is_empty() {
@@ -135,6 +198,7 @@ impl Store {
                 // the database picked this batch to fail; nothing of it is committed, so again.
                 Err(e) if attempt < MAX_RETRIES && retryable(&e) => {
                     attempt += 1;
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(std::time::Duration::from_millis(
                         rand::random::<u64>() % (20 * attempt as u64) + 1,
                     ))
@@ -151,11 +215,19 @@ impl Store {
         };
         match outcome {
             Ok(results) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
                 for (job, result) in jobs.drain(..).zip(results) {
+                    match &result {
+                        Ok(outcomes) => outcomes.iter().for_each(|o| stats.count(o)),
+                        Err(_) => {
+                            stats.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     let _ = job.reply.send(result);
                 }
             }
             Err(e) => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 // Nothing of the batch is committed: every sender hears so and may retry.
                 tracing::error!(error = %e, jobs = jobs.len(), "alert batch not committed");
                 for job in jobs.drain(..) {

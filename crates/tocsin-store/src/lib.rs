@@ -29,7 +29,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use alerts::{AlertOutcome, MAX_RAW};
-pub use batch::{AlertWriter, Inbound};
+pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;

@@ -49,3 +49,47 @@ async fn health_readiness_and_metrics(app: TestApp) {
 }
 
 crate::both_backends!(health_readiness_and_metrics);
+
+// The alert writer's counters: what each committed event did, batches, the queue.
+async fn metrics_count_what_inbound_events_did(app: TestApp) {
+    let (_, key) = crate::ingest::service_with_key(&app, "metered").await;
+    let send = |action: &str, dedup: &str| {
+        json!({ "routing_key": key, "event_action": action, "dedup_key": dedup,
+                "payload": { "summary": "s", "source": "h", "severity": "error" } })
+    };
+    for body in [
+        send("trigger", "a"),
+        send("trigger", "a"),
+        send("trigger", "a"),
+        send("trigger", "b"),
+        send("resolve", "b"),
+        send("resolve", "never-opened"),
+    ] {
+        let r = app
+            .call(Method::POST, "/v2/enqueue", None, Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+    let text =
+        String::from_utf8(app.call(Method::GET, "/metrics", None, None).await.bytes).unwrap();
+    for line in [
+        "tocsin_alert_events_total{outcome=\"opened\"} 2",
+        "tocsin_alert_events_total{outcome=\"repeated\"} 2",
+        "tocsin_alert_events_total{outcome=\"updated\"} 1",
+        "tocsin_alert_events_total{outcome=\"dropped\"} 1",
+        "tocsin_alert_events_total{outcome=\"suppressed\"} 0",
+        "tocsin_alert_batches_failed_total 0",
+        "tocsin_alert_queue 0",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    let batches: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tocsin_alert_batches_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&batches), "{batches}");
+}
+
+crate::both_backends!(metrics_count_what_inbound_events_did);
