@@ -245,37 +245,120 @@ proptest! {
                 ends_at: from + Duration::seconds(start + len),
             })
             .collect();
-        let shifts = final_shifts(&schedule, &overrides, from, to);
-        let (lo, hi) = (floor(from), floor(to));
+        check(&schedule, &overrides, from, to)?;
+    }
+}
 
-        for s in &shifts {
-            prop_assert!(s.starts_at < s.ends_at, "empty shift {:?}", s);
-            prop_assert!(lo <= s.starts_at && s.ends_at <= hi, "outside the range {:?}", s);
-            prop_assert!(floor(s.starts_at) == s.starts_at && floor(s.ends_at) == s.ends_at);
-        }
-        for w in shifts.windows(2) {
-            prop_assert!(w[0].ends_at <= w[1].starts_at, "unsorted or overlapping {:?}", w);
-            prop_assert!(
-                w[0].ends_at < w[1].starts_at
-                    || (w[0].user_id, w[0].layer) != (w[1].user_id, w[1].layer),
-                "not merged {:?}", w
-            );
-        }
+/// Final shifts over `[from, to)` are sorted, non-overlapping, merged, and agree
+/// minute by minute with the reference (so they cover exactly what it covers).
+fn check(
+    schedule: &Schedule,
+    overrides: &[Override],
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<(), TestCaseError> {
+    let shifts = final_shifts(schedule, overrides, from, to);
+    let (lo, hi) = (floor(from), floor(to));
 
-        let reference = Reference { schedule: &schedule, overrides: &overrides, memo: RefCell::default() };
-        let mut i = 0;
-        let mut m = lo;
-        while m < hi {
-            while i < shifts.len() && shifts[i].ends_at <= m {
-                i += 1;
-            }
-            let got = shifts.get(i).filter(|s| s.starts_at <= m).map(|s| (s.user_id, s.layer));
-            let want = reference.on_call(m);
-            prop_assert_eq!(got.is_some(), want.is_some(), "covered at {}?", m);
-            prop_assert_eq!(got, want, "on call at {}", m);
-            m += Duration::minutes(1);
+    for s in &shifts {
+        prop_assert!(s.starts_at < s.ends_at, "empty shift {:?}", s);
+        prop_assert!(
+            lo <= s.starts_at && s.ends_at <= hi,
+            "outside the range {:?}",
+            s
+        );
+        prop_assert!(floor(s.starts_at) == s.starts_at && floor(s.ends_at) == s.ends_at);
+    }
+    for w in shifts.windows(2) {
+        prop_assert!(
+            w[0].ends_at <= w[1].starts_at,
+            "unsorted or overlapping {:?}",
+            w
+        );
+        prop_assert!(
+            w[0].ends_at < w[1].starts_at
+                || (w[0].user_id, w[0].layer) != (w[1].user_id, w[1].layer),
+            "not merged {:?}",
+            w
+        );
+    }
+
+    let reference = Reference {
+        schedule,
+        overrides,
+        memo: RefCell::default(),
+    };
+    let mut i = 0;
+    let mut m = lo;
+    while m < hi {
+        while i < shifts.len() && shifts[i].ends_at <= m {
+            i += 1;
         }
-        let mid = from + Duration::seconds(length / 2);
-        prop_assert_eq!(on_call_at(&schedule, &overrides, mid), reference.on_call(floor(mid)));
+        let got = shifts
+            .get(i)
+            .filter(|s| s.starts_at <= m)
+            .map(|s| (s.user_id, s.layer));
+        let want = reference.on_call(m);
+        prop_assert_eq!(got.is_some(), want.is_some(), "covered at {}?", m);
+        prop_assert_eq!(got, want, "on call at {}", m);
+        m += Duration::minutes(1);
+    }
+    let mid = from + (to - from) / 2;
+    prop_assert_eq!(
+        on_call_at(schedule, overrides, mid),
+        reference.on_call(floor(mid))
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    // A handoff and a restriction window placed just around a clock change, asked
+    // about just around it.
+    #[test]
+    fn handoffs_and_windows_right_at_a_clock_change_agree_with_the_reference(
+        zone in 0usize..3,
+        pick in any::<prop::sample::Index>(),
+        handoff_shift in -150i64..150,
+        edge_shift in -150i64..150,
+        window in 1i64..300,
+        restricted in any::<bool>(),
+        users in prop::collection::vec(1i64..=3, 1..=3),
+        turn in turn(),
+        start_back in 0i64..(20 * 24 * 60),
+        ask in -900i64..300,
+        length in 1i64..1200,
+    ) {
+        let tz: Tz = ZONES[zone].parse().unwrap();
+        let change = *pick.get(changes(zone));
+        let local_minute = |shift: i64| {
+            let l = (change + Duration::minutes(shift)).with_timezone(&tz).naive_local().time();
+            NaiveTime::from_hms_opt(l.hour(), l.minute(), 0).unwrap()
+        };
+        let start_time = local_minute(edge_shift);
+        let restrictions = if restricted {
+            vec![Restriction {
+                days: ALL_DAYS.to_vec(),
+                start_time,
+                end_time: start_time + Duration::minutes(window),
+            }]
+        } else {
+            vec![]
+        };
+        let schedule = Schedule {
+            time_zone: tz,
+            layers: vec![Layer {
+                name: "around the change".into(),
+                users,
+                start: change - Duration::minutes(start_back),
+                turn,
+                handoff: local_minute(handoff_shift),
+                restrictions,
+            }],
+        };
+        prop_assert!(schedule.validate().is_ok());
+        let from = change + Duration::minutes(ask);
+        check(&schedule, &[], from, from + Duration::minutes(length))?;
     }
 }
