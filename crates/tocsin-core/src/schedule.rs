@@ -34,7 +34,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::maintenance::{parse_day, parse_time_of_day, parse_time_zone};
+use crate::maintenance::{day_str, parse_day, parse_time_of_day, parse_time_zone};
 use crate::time::Timestamp;
 use crate::Invalid;
 
@@ -145,6 +145,45 @@ pub struct Shift {
 }
 
 impl Schedule {
+    /// The schedule as written (the inverse of [`ScheduleParts::parse`]).
+    pub fn parts(&self) -> ScheduleParts {
+        let hm = |t: NaiveTime| t.format("%H:%M").to_string();
+        ScheduleParts {
+            time_zone: self.time_zone.name().to_string(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    let (turn, turn_length) = match l.turn {
+                        Turn::Daily => ("daily", None),
+                        Turn::Weekly => ("weekly", None),
+                        Turn::Hours(n) => ("hours", Some(i64::from(n))),
+                        Turn::Days(n) => ("days", Some(i64::from(n))),
+                    };
+                    LayerParts {
+                        name: l.name.clone(),
+                        users: l.users.clone(),
+                        start: l.start,
+                        turn: turn.to_string(),
+                        turn_length,
+                        handoff: hm(l.handoff),
+                        restrictions: l
+                            .restrictions
+                            .iter()
+                            .map(|r| RestrictionParts {
+                                days: Some(
+                                    r.days.iter().map(|d| day_str(*d).to_string()).collect(),
+                                ),
+                                start_time: hm(r.start_time),
+                                end_time: hm(r.end_time),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// Checks the schedule is sane, naming the field at fault.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.layers.is_empty() {

@@ -505,6 +505,14 @@ fn wire_parts_parse_into_a_schedule() {
     );
     assert_eq!(s.layers[0].restrictions[1].days.len(), 7);
     assert_eq!(s.layers[0].restrictions[1].end_time, hm("06:00"));
+    assert_eq!(s.parts().parse().unwrap(), s, "parts round-trip");
+    let json = serde_json::to_value(s.parts()).unwrap();
+    assert_eq!(json["layers"][1]["turn"], "hours");
+    assert_eq!(json["layers"][1]["turn_length"], 12);
+    assert_eq!(
+        json["layers"][0]["restrictions"][0]["days"],
+        serde_json::json!(["mon", "tue"])
+    );
 }
 
 #[test]
