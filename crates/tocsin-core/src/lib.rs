@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod matcher;
 pub mod model;
 pub mod routing;
+pub mod schedule;
 pub mod settings;
 pub mod silence;
 pub mod template;

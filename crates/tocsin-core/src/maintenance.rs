@@ -328,7 +328,7 @@ impl Schedule {
 
 // The instant a local wall-clock time on `date` names in `tz`: the earlier of two
 // when the clocks go back, the end of the gap when they jump forward.
-fn local_start(tz: &Tz, date: NaiveDate, time: NaiveTime) -> Timestamp {
+pub(crate) fn local_start(tz: &Tz, date: NaiveDate, time: NaiveTime) -> Timestamp {
     let mut local: NaiveDateTime = date.and_time(time);
     for _ in 0..(4 * 24) {
         if let Some(t) = tz.from_local_datetime(&local).earliest() {
