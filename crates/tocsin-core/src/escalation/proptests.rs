@@ -349,3 +349,71 @@ proptest! {
         prop_assert_eq!(keys.len(), total);
     }
 }
+
+// A policy whose levels hand off to policies 1..=6; 6 does not exist.
+fn handing_off() -> impl Strategy<Value = EscalationPolicy> {
+    proptest::collection::vec(proptest::collection::btree_set(1i64..=6, 0..=2), 1..=3).prop_map(
+        |levels| EscalationPolicy {
+            levels: levels
+                .into_iter()
+                .map(|ids| Level {
+                    targets: std::iter::once(Target::User(1))
+                        .chain(ids.into_iter().map(Target::Policy))
+                        .collect(),
+                    delay_minutes: 5,
+                })
+                .collect(),
+            repeat: 0,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn hand_off_loops_are_refused_exactly(
+        candidate in handing_off(),
+        stored in proptest::collection::vec(handing_off(), 4),
+    ) {
+        // Editing policy 1; policies 2..=5 are stored. Reachability by transitive closure.
+        let edges = |p: &EscalationPolicy| -> Vec<i64> {
+            p.levels.iter().flat_map(|l| l.targets.iter()).filter_map(|t| match t {
+                Target::Policy(id) => Some(*id),
+                _ => None,
+            }).collect()
+        };
+        let mut reach = [[false; 7]; 7];
+        for (i, p) in stored.iter().enumerate() {
+            for to in edges(p) {
+                reach[i + 2][to as usize] = true;
+            }
+        }
+        for k in 1..7 {
+            for i in 1..7 {
+                for j in 1..7 {
+                    reach[i][j] |= reach[i][k] && reach[k][j];
+                }
+            }
+        }
+        let mut expected = None;
+        'outer: for (i, l) in candidate.levels.iter().enumerate() {
+            for (j, t) in l.targets.iter().enumerate() {
+                if let Target::Policy(id) = *t {
+                    if id == 6 || id == 1 || reach[id as usize][1] {
+                        expected = Some(format!("levels[{i}].targets[{j}]"));
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        let lookup = |id: i64| (2..=5).contains(&id).then(|| stored[id as usize - 2].clone());
+        let got = candidate.validate(Some(1), &lookup).err().map(|e| e.field);
+        prop_assert_eq!(got, expected);
+        // The snapshot has no hand-offs left and keeps every level and delay.
+        let snap = candidate.snapshot(&lookup);
+        prop_assert_eq!(snap.levels.len(), candidate.levels.len());
+        prop_assert!(snap.levels.iter().all(|l| l.delay_minutes == 5
+            && l.targets.iter().all(|t| !matches!(t, Target::Policy(_)))));
+    }
+}
