@@ -22,6 +22,8 @@ mod state;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod rules_tests;
+#[cfg(test)]
 mod tests;
 
 pub use policy::{

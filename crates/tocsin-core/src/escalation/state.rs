@@ -160,7 +160,10 @@ impl EscalationState {
             let Some(at) = self.next_at.filter(|at| *at <= now) else {
                 break;
             };
-            if self.round > self.policy.effective_repeat() {
+            // A stored state that names no level (no levels, or a corrupt
+            // index) runs out rather than panicking the engine.
+            if self.round > self.policy.effective_repeat() || self.level >= self.policy.levels.len()
+            {
                 self.phase = Phase::Exhausted;
                 self.next_at = None;
                 break;
