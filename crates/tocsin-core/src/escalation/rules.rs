@@ -1,7 +1,7 @@
 //! Personal notification rules: a user's contact methods, which of them to use
 //! after how long for each urgency, and working hours for low urgency.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Weekday};
+use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -173,35 +173,71 @@ impl WorkingHours {
         }
     }
 
-    /// `at` itself if it falls within working hours, else the start of the next working day's hours.
+    /// Whether the user's wall clock at `at` shows a working day and a time in the window.
+    pub fn contains(&self, at: Timestamp) -> bool {
+        let wall = at.with_timezone(&self.time_zone);
+        let time = wall.time();
+        self.days.contains(&wall.weekday()) && self.start <= time && time < self.end
+    }
+
+    /// `at` itself if it falls within working hours, else the first instant after
+    /// it that does (within the next eight days; `at` if none).
+    ///
+    /// The wall clock enters the window either by reaching the start time (an
+    /// occurrence of it, or the end of a gap the clocks jump over) or by the
+    /// clocks being changed into it, so those instants are the candidates.
     pub fn next_working(&self, at: Timestamp) -> Timestamp {
-        let today = at.with_timezone(&self.time_zone).date_naive();
-        for offset in 0..=7 {
+        if self.contains(at) {
+            return at;
+        }
+        let tz = &self.time_zone;
+        let today = at.with_timezone(tz).date_naive();
+        let mut candidates = Vec::new();
+        for offset in 0..=8 {
             let date = today + Duration::days(offset);
-            if !self.days.contains(&date.weekday()) {
-                continue;
-            }
-            let start = local(&self.time_zone, date, self.start);
-            let end = local(&self.time_zone, date, self.end);
-            if at < end && start < end {
-                return at.max(start);
+            if self.days.contains(&date.weekday()) {
+                candidates.extend(occurrences(tz, date, self.start));
             }
         }
-        at
+        // Offset changes fall on quarter hours: look at each one for a week and a day.
+        let quarter = Duration::minutes(15);
+        let mut t = crate::time::from_millis(at.timestamp_millis() / 900_000 * 900_000);
+        let horizon = at + Duration::days(8);
+        while t < horizon {
+            let next = t + quarter;
+            if offset_secs(tz, next) != offset_secs(tz, t) {
+                candidates.push(next);
+            }
+            t = next;
+        }
+        candidates
+            .into_iter()
+            .filter(|c| *c > at && self.contains(*c))
+            .min()
+            .unwrap_or(at)
     }
 }
 
-// The instant a local time on `date` names: the earlier of two when the clocks
-// go back, the end of the gap when they jump over it.
-fn local(tz: &Tz, date: NaiveDate, time: NaiveTime) -> Timestamp {
+fn offset_secs(tz: &Tz, at: Timestamp) -> i32 {
+    use chrono::Offset;
+    at.with_timezone(tz).offset().fix().local_minus_utc()
+}
+
+// Every instant a local time on `date` names: both when the clocks go back, the
+// end of the gap when they jump over it.
+fn occurrences(tz: &Tz, date: NaiveDate, time: NaiveTime) -> Vec<Timestamp> {
     let mut wall = date.and_time(time);
     for _ in 0..(4 * 24) {
-        if let Some(t) = tz.from_local_datetime(&wall).earliest() {
-            return t.with_timezone(&chrono::Utc);
+        match tz.from_local_datetime(&wall) {
+            LocalResult::Single(t) => return vec![t.with_timezone(&chrono::Utc)],
+            LocalResult::Ambiguous(a, b) => {
+                return vec![a.with_timezone(&chrono::Utc), b.with_timezone(&chrono::Utc)]
+            }
+            // Inside a gap: every zone's gaps end on a quarter hour.
+            LocalResult::None => wall += Duration::minutes(15 - i64::from(wall.minute() % 15)),
         }
-        wall += Duration::minutes(15);
     }
-    tz.from_utc_datetime(&wall).with_timezone(&chrono::Utc)
+    Vec::new()
 }
 
 /// A request to reach one user by one contact method at one time, handed to delivery.

@@ -283,3 +283,107 @@ fn a_step_with_nobody_to_page_is_reported() {
     assert_eq!(r.users, vec![4, 77]);
     assert_eq!(r.unreachable_users, vec![4, 77]);
 }
+
+mod working_hours_against_the_wall_clock {
+    use chrono::{Datelike, NaiveTime, Timelike, Weekday};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ZONES: [&str; 4] = [
+        "America/New_York",
+        "Europe/Berlin",
+        "Australia/Lord_Howe", // clocks move by half an hour
+        "Asia/Kathmandu",      // +05:45, no changes
+    ];
+    // 2026 clock changes: US spring and fall, EU spring and fall, Lord Howe.
+    const AROUND: [&str; 6] = [
+        "2026-03-08T07:00:00Z",
+        "2026-11-01T06:00:00Z",
+        "2026-03-29T01:00:00Z",
+        "2026-10-25T01:00:00Z",
+        "2026-04-04T15:00:00Z",
+        "2026-10-03T15:30:00Z",
+    ];
+    const DAYS: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        // The first instant at or after `at` whose wall clock is in the window,
+        // found minute by minute, is what next_working gives.
+        #[test]
+        fn next_working_is_the_first_minute_in_hours(
+            zone in 0usize..ZONES.len(),
+            around in 0usize..AROUND.len(),
+            // Mostly near the change and around the small hours, where it happens.
+            shift_seconds in prop_oneof![3 => -6i64 * 3600..6 * 3600, 1 => -3i64 * 86_400..3 * 86_400],
+            day_mask in prop_oneof![1 => Just(127u8), 2 => 1u8..128],
+            start_minute in prop_oneof![3 => 0u32..240, 1 => 0u32..1439],
+            length in prop_oneof![3 => 1u32..180, 1 => 1u32..1440],
+        ) {
+            let end_minute = (start_minute + length).min(1439);
+            prop_assume!(end_minute > start_minute);
+            let hm = |m: u32| NaiveTime::from_hms_opt(m / 60, m % 60, 0).unwrap();
+            let days: Vec<Weekday> = (0..7).filter(|i| day_mask & (1 << i) != 0).map(|i| DAYS[i]).collect();
+            let h = WorkingHours {
+                days: days.clone(),
+                start: hm(start_minute),
+                end: hm(end_minute),
+                time_zone: ZONES[zone].parse().unwrap(),
+            };
+            let at = t(AROUND[around]) + Duration::seconds(shift_seconds);
+            let in_hours = |m: Timestamp| {
+                let wall = m.with_timezone(&h.time_zone);
+                let minute = wall.hour() * 60 + wall.minute();
+                days.contains(&wall.weekday()) && start_minute <= minute && minute < end_minute
+            };
+            let mut expected = None;
+            if in_hours(at) {
+                expected = Some(at);
+            } else {
+                let mut m = crate::time::from_millis(at.timestamp_millis() / 60_000 * 60_000);
+                for _ in 0..(8 * 1440) {
+                    m += Duration::minutes(1);
+                    if in_hours(m) {
+                        expected = Some(m);
+                        break;
+                    }
+                }
+            }
+            prop_assert_eq!(h.next_working(at), expected.unwrap_or(at));
+        }
+    }
+}
+
+#[test]
+fn working_hours_are_entered_when_the_clocks_go_back_into_them() {
+    // Sundays 00:30–01:30 New York. On 2026-11-01 the clocks go from 02:00 EDT back
+    // to 01:00 EST (06:00Z): at 01:45 EDT the window is over, yet at 01:00 EST
+    // the wall clock is back in it.
+    let h = hours(&["sun"], "00:30", "01:30", "America/New_York").unwrap();
+    assert_eq!(
+        h.next_working(t("2026-11-01T05:45:00Z")),
+        t("2026-11-01T06:00:00Z")
+    );
+    assert!(h.contains(t("2026-11-01T06:29:00Z")));
+    // 01:30 EST: over for good; next Sunday 00:30 EST.
+    assert_eq!(
+        h.next_working(t("2026-11-01T06:30:00Z")),
+        t("2026-11-08T05:30:00Z")
+    );
+    // Spring forward (2026-03-08, 02:00 EST → 03:00 EDT): a 02:30 start is reached at 03:00 EDT.
+    let h = hours(&["sun"], "02:30", "04:00", "America/New_York").unwrap();
+    assert_eq!(
+        h.next_working(t("2026-03-08T06:00:00Z")),
+        t("2026-03-08T07:00:00Z")
+    );
+}
