@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod auth;
 pub mod change;
+pub mod escalation;
 pub mod fields;
 pub mod grouping;
 pub mod heartbeat;
