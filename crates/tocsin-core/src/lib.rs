@@ -12,6 +12,7 @@ pub mod escalation;
 pub mod fields;
 pub mod grouping;
 pub mod heartbeat;
+pub mod ical;
 pub mod incident;
 pub mod integration;
 pub mod invalid;
