@@ -91,8 +91,10 @@ pub struct ScheduleChanges {
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
-    /// New zone and layers, replacing the old ones whole.
-    pub parts: Option<ScheduleParts>,
+    /// New time zone.
+    pub time_zone: Option<String>,
+    /// New layers, replacing the old ones whole.
+    pub layers: Option<Vec<LayerParts>>,
 }
 
 fn schedule(r: &sqlx::any::AnyRow) -> Result<StoredSchedule, StoreError> {
@@ -231,13 +233,15 @@ impl Store {
     ) -> Result<StoredSchedule, StoreError> {
         let mut w = self.write().await?;
         let old = self.lock_schedule(&mut w, id).await?;
-        let parts = match &c.parts {
-            Some(p) => {
-                self.check_parts(&mut w, p).await?;
-                p.clone()
-            }
-            None => old.parts(),
+        // Merged under the row lock, so two edits of different parts cannot
+        // combine into a schedule neither checked.
+        let parts = ScheduleParts {
+            time_zone: c.time_zone.clone().unwrap_or_else(|| old.time_zone.clone()),
+            layers: c.layers.clone().unwrap_or_else(|| old.layers.clone()),
         };
+        if c.time_zone.is_some() || c.layers.is_some() {
+            self.check_parts(&mut w, &parts).await?;
+        }
         let row = sqlx::query(&format!(
             "UPDATE schedules SET name = $1, description = $2, time_zone = $3, layers = $4, updated_at = $5 \
              WHERE id = $6 RETURNING {COLUMNS}"

@@ -277,19 +277,11 @@ async fn update_schedule(
             format!("at most {MAX_DESCRIPTION} bytes"),
         ));
     }
-    let parts = if p.time_zone.is_some() || p.layers.is_some() {
-        let old = state.store.schedule(id).await?;
-        Some(ScheduleParts {
-            time_zone: p.time_zone.unwrap_or(old.time_zone),
-            layers: p.layers.unwrap_or(old.layers),
-        })
-    } else {
-        None
-    };
     let changes = ScheduleChanges {
         name,
         description: p.description,
-        parts,
+        time_zone: p.time_zone,
+        layers: p.layers,
     };
     Ok(Json(
         state
