@@ -17,6 +17,7 @@ mod incidents;
 mod integrations;
 mod migrate;
 mod notes;
+mod schedules;
 mod secrets;
 mod suppress;
 mod tx;
@@ -37,6 +38,7 @@ pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use integrations::IntegrationChanges;
 pub use notes::{NewAttachment, NewNote};
+pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
 pub use suppress::{NewSilence, NewWindow};
 
@@ -205,6 +207,8 @@ impl Store {
             "maintenance_windows",
             "flapping_rules",
             "heartbeats",
+            "schedules",
+            "schedule_overrides",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

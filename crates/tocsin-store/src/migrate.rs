@@ -19,6 +19,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0006_integrations.sql"),
     ),
     (7, include_str!("../migrations/sqlite/0007_heartbeats.sql")),
+    (8, include_str!("../migrations/sqlite/0008_schedules.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -43,6 +44,7 @@ const POSTGRES: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_heartbeats.sql"),
     ),
+    (8, include_str!("../migrations/postgres/0008_schedules.sql")),
 ];
 
 // Any constant works; it only has to be the same on every node.

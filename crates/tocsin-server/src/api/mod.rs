@@ -8,6 +8,7 @@ mod heartbeats;
 mod incidents;
 mod integrations;
 mod records;
+mod schedules;
 mod snippets;
 mod suppression;
 
@@ -40,6 +41,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "alerts", description = "Alerts received from monitoring"),
         (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
         (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
+        (name = "schedules", description = "On-call schedules: layers of rotations, overrides, and who is on call when"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -73,6 +75,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(suppression::routes())
         .merge(integrations::routes())
         .merge(heartbeats::routes())
+        .merge(schedules::routes())
 }
 
 /// Parses a numeric id from a path segment.

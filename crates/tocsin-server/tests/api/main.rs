@@ -18,4 +18,5 @@ mod ops;
 mod paging;
 mod records;
 mod roles;
+mod schedules;
 mod suppression;
