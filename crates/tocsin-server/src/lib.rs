@@ -22,7 +22,10 @@ pub use error::ApiError;
 pub use state::{AppState, Limits};
 
 fn all_routes() -> OpenApiRouter<AppState> {
-    api::routes().merge(ingest::routes()).merge(ops::routes())
+    api::routes()
+        .merge(api::feed_routes())
+        .merge(ingest::routes())
+        .merge(ops::routes())
 }
 
 /// The OpenAPI document of every route the server has.

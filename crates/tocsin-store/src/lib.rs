@@ -7,6 +7,7 @@
 
 mod alerts;
 mod batch;
+mod calendar_feeds;
 mod changes;
 mod directory;
 mod error;
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use alerts::{AlertOutcome, MAX_RAW};
 pub use batch::{AlertWriter, Inbound, WriterStats};
+pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use events::Actor;
@@ -209,6 +211,7 @@ impl Store {
             "heartbeats",
             "schedules",
             "schedule_overrides",
+            "calendar_feeds",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

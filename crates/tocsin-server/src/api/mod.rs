@@ -3,6 +3,7 @@
 mod access;
 mod alert_rules;
 mod alerts;
+mod calendar;
 mod directory;
 mod heartbeats;
 mod incidents;
@@ -11,6 +12,8 @@ mod records;
 mod schedules;
 mod snippets;
 mod suppression;
+
+pub(crate) use calendar::feed_routes;
 
 use tocsin_core::time::Timestamp;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -42,6 +45,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
         (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
         (name = "schedules", description = "On-call schedules: layers of rotations, overrides, and who is on call when"),
+        (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -76,6 +80,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(integrations::routes())
         .merge(heartbeats::routes())
         .merge(schedules::routes())
+        .merge(calendar::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod calendar;
 mod concurrency;
 mod email;
 mod grouping;

@@ -141,13 +141,23 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
         }
     }
     // The /v2/ endpoints take no token: they authenticate by the routing key in the body;
-    // a heartbeat ping (GET and POST) by the key in its path.
+    // a heartbeat ping (GET and POST) and a calendar feed by the secret in their path.
     assert_eq!(
-        public, 8,
-        "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue and the heartbeat ping take no token"
+        public, 9,
+        "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue, the heartbeat ping and the calendar feed take no token"
     );
-    // Refused and invalid requests wrote nothing.
-    assert_eq!(app.counts().await, before);
+    // Refused and invalid requests wrote nothing. The one valid request with an
+    // empty body, POST /api/v1/me/calendar-feed, created each role's own feed
+    // (one row and one event each).
+    let after = app.counts().await;
+    let expected: Vec<(String, i64)> = before
+        .into_iter()
+        .map(|(t, n)| match t.as_str() {
+            "events" | "calendar_feeds" => (t, n + 3),
+            _ => (t, n),
+        })
+        .collect();
+    assert_eq!(after, expected);
 }
 
 async fn a_viewer_cannot_change_an_incident(app: TestApp) {
