@@ -158,7 +158,7 @@ fn feed_shifts(
         .iter()
         .filter(|x| user.is_none_or(|u| x.user_id == u))
         .map(|x| FeedShift {
-            shift: x.clone(),
+            shift: *x,
             schedule_id: s.id,
             schedule_name: s.name.clone(),
             user_name: names.get(&x.user_id).cloned().unwrap_or_default(),
