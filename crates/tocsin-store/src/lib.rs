@@ -10,6 +10,7 @@ mod batch;
 mod changes;
 mod directory;
 mod error;
+mod escalation_policies;
 mod events;
 mod grouping;
 mod heartbeats;
@@ -33,6 +34,7 @@ pub use alerts::{AlertOutcome, MAX_RAW};
 pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
+pub use escalation_policies::{PolicyChanges, StoredPolicy};
 pub use events::Actor;
 pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
@@ -209,6 +211,7 @@ impl Store {
             "heartbeats",
             "schedules",
             "schedule_overrides",
+            "escalation_policies",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

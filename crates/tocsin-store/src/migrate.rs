@@ -20,6 +20,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (7, include_str!("../migrations/sqlite/0007_heartbeats.sql")),
     (8, include_str!("../migrations/sqlite/0008_schedules.sql")),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_escalation_policies.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -45,6 +49,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0007_heartbeats.sql"),
     ),
     (8, include_str!("../migrations/postgres/0008_schedules.sql")),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_escalation_policies.sql"),
+    ),
 ];
 
 // Any constant works; it only has to be the same on every node.

@@ -4,6 +4,7 @@ mod access;
 mod alert_rules;
 mod alerts;
 mod directory;
+mod escalation_policies;
 mod heartbeats;
 mod incidents;
 mod integrations;
@@ -42,6 +43,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
         (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
         (name = "schedules", description = "On-call schedules: layers of rotations, overrides, and who is on call when"),
+        (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -76,6 +78,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(integrations::routes())
         .merge(heartbeats::routes())
         .merge(schedules::routes())
+        .merge(escalation_policies::routes())
 }
 
 /// Parses a numeric id from a path segment.

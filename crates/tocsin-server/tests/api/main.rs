@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod email;
+mod escalation_policies;
 mod grouping;
 mod heartbeats;
 mod ingest;
