@@ -18,6 +18,9 @@ use crate::events::{audit, Actor};
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
 
+// Any constant works; it only has to differ from the store's other advisory locks.
+const PG_POLICY_LOCK: i64 = 0x746f_6573_6361;
+
 const COLUMNS: &str = "id, name, description, levels, repeat, created_at, updated_at";
 
 /// A stored escalation policy.
@@ -81,6 +84,19 @@ fn levels_json(levels: &[Level]) -> String {
 }
 
 impl Store {
+    /// Serializes policy writes. On SQLite the write lock already does; on
+    /// PostgreSQL two nodes could otherwise each add half of a hand-off loop, or
+    /// hand off to a policy being deleted, each checking against the old rows.
+    async fn lock_policies(&self, w: &mut WriteTx) -> Result<(), StoreError> {
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_POLICY_LOCK)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Validates a policy against the stored ones and checks every target exists.
     async fn check_policy(
         &self,
@@ -132,6 +148,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<StoredPolicy, StoreError> {
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
         self.check_policy(&mut w, None, policy).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO escalation_policies (name, description, levels, repeat, created_at, updated_at) \
@@ -199,6 +216,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<StoredPolicy, StoreError> {
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
         let old = self.lock_policy(&mut w, id).await?;
         let policy = EscalationPolicy {
             levels: c.levels.clone().unwrap_or_else(|| old.levels.clone()),
@@ -241,6 +259,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
         let old = self.lock_policy(&mut w, id).await?;
         let services: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM services WHERE escalation_policy_id = $1 ORDER BY id",
@@ -313,6 +332,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
         let old: Option<i64> = sqlx::query(&format!(
             "SELECT escalation_policy_id FROM services WHERE id = $1{}",
             self.for_update()

@@ -12,7 +12,7 @@ use tocsin_core::escalation::{Level, Target};
 use tocsin_core::model::required_text;
 use tocsin_core::schedule::on_call_at;
 use tocsin_core::time::Timestamp;
-use tocsin_store::{PolicyChanges, ScheduleOverride, StoredPolicy};
+use tocsin_store::{PolicyChanges, ScheduleOverride, StoreError, StoredPolicy};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -287,6 +287,16 @@ async fn service_on_call(
     }))
 }
 
+// A schedule or team deleted since the policy was written reaches nobody: the
+// answer lists it among the empty targets rather than failing.
+fn found<T>(r: Result<T, StoreError>) -> ApiResult<Option<T>> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Users a target reaches at `at`; a hand-off follows the other policy's first
 /// level (and its hand-offs), each policy once.
 async fn reach(
@@ -300,9 +310,15 @@ async fn reach(
     while let Some(t) = pending.pop() {
         match t {
             Target::User(u) => out.push(u),
-            Target::Team(team) => out.extend(state.store.team(team).await?.member_ids),
+            Target::Team(team) => {
+                if let Some(team) = found(state.store.team(team).await)? {
+                    out.extend(team.member_ids);
+                }
+            }
             Target::Schedule(s) => {
-                let s = state.store.schedule(s).await?;
+                let Some(s) = found(state.store.schedule(s).await)? else {
+                    continue;
+                };
                 let parsed = s.schedule().map_err(|e| {
                     ApiError::Internal(format!("schedule {} does not parse: {e}", s.id))
                 })?;
@@ -319,8 +335,8 @@ async fn reach(
                 if !visited.insert(p) {
                     continue;
                 }
-                let other = state.store.escalation_policy(p).await?;
-                if let Some(first) = other.levels.first() {
+                let other = found(state.store.escalation_policy(p).await)?;
+                if let Some(first) = other.as_ref().and_then(|o| o.levels.first()) {
                     // Reversed so the stack pops them in target order.
                     pending.extend(first.targets.iter().rev().copied());
                 }

@@ -415,6 +415,19 @@ async fn on_call_follows_users_schedules_teams_and_hand_offs(app: TestApp) {
         .await;
     assert_eq!(level_users(&r.body)[0], vec![c]);
 
+    // A team deleted since reaches nobody and is listed as such.
+    let r = delete(&app, &format!("/api/v1/teams/{team}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = app
+        .get(&format!("/api/v1/escalation-policies/{p}/on-call"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(level_users(&r.body)[2], vec![d]);
+    assert_eq!(
+        r.body["levels"][2]["empty_targets"],
+        json!([{ "team": team }])
+    );
+
     let bad = app
         .get(&format!("/api/v1/escalation-policies/{p}/on-call?at=soon"))
         .await;
