@@ -11,6 +11,7 @@ mod calendar_feeds;
 mod changes;
 mod directory;
 mod error;
+mod escalation_policies;
 mod events;
 mod grouping;
 mod heartbeats;
@@ -35,6 +36,7 @@ pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
+pub use escalation_policies::{PolicyChanges, StoredPolicy};
 pub use events::Actor;
 pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
@@ -212,6 +214,7 @@ impl Store {
             "schedules",
             "schedule_overrides",
             "calendar_feeds",
+            "escalation_policies",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -24,6 +24,10 @@ const SQLITE: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_calendar_feeds.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_escalation_policies.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -52,6 +56,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         9,
         include_str!("../migrations/postgres/0009_calendar_feeds.sql"),
+    ),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_escalation_policies.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@ mod alert_rules;
 mod alerts;
 mod calendar;
 mod directory;
+mod escalation_policies;
 mod heartbeats;
 mod incidents;
 mod integrations;
@@ -46,6 +47,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
         (name = "schedules", description = "On-call schedules: layers of rotations, overrides, and who is on call when"),
         (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
+        (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -81,6 +83,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(heartbeats::routes())
         .merge(schedules::routes())
         .merge(calendar::routes())
+        .merge(escalation_policies::routes())
 }
 
 /// Parses a numeric id from a path segment.
