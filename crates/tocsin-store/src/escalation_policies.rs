@@ -196,14 +196,9 @@ impl Store {
     }
 
     async fn lock_policy(&self, w: &mut WriteTx, id: i64) -> Result<StoredPolicy, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM escalation_policies WHERE id = $1{}",
-            self.for_update()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("escalation policy {id}")))?;
+        let row = self
+            .lock_row_by_id(w, COLUMNS, "escalation_policies", id, "escalation policy")
+            .await?;
         policy_row(&row)
     }
 

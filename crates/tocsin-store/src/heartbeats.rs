@@ -169,14 +169,9 @@ impl Store {
     }
 
     async fn lock_heartbeat(&self, w: &mut WriteTx, id: i64) -> Result<Heartbeat, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM heartbeats WHERE id = $1{}",
-            self.for_update()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("heartbeat {id}")))?;
+        let row = self
+            .lock_row_by_id(w, COLUMNS, "heartbeats", id, "heartbeat")
+            .await?;
         heartbeat(&row)
     }
 

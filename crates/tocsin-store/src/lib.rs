@@ -169,6 +169,26 @@ impl Store {
             .ok_or_else(|| StoreError::not_found(format!("{what} {id}")))
     }
 
+    /// The same row locked for the rest of the write transaction (PostgreSQL;
+    /// SQLite writers are one at a time already).
+    pub(crate) async fn lock_row_by_id(
+        &self,
+        w: &mut crate::tx::WriteTx,
+        columns: &str,
+        table: &str,
+        id: i64,
+        what: &str,
+    ) -> Result<sqlx::any::AnyRow, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("{what} {id}")))
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -212,14 +212,9 @@ impl Store {
     }
 
     async fn lock_schedule(&self, w: &mut WriteTx, id: i64) -> Result<StoredSchedule, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM schedules WHERE id = $1{}",
-            self.for_update()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("schedule {id}")))?;
+        let row = self
+            .lock_row_by_id(w, COLUMNS, "schedules", id, "schedule")
+            .await?;
         schedule(&row)
     }
 
