@@ -354,6 +354,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let team = self.team(id).await?;
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
+        let policies = self
+            .policies_naming(&mut w, tocsin_core::escalation::Target::Team(id))
+            .await?;
+        if !policies.is_empty() {
+            return Err(StoreError::conflict(
+                "id",
+                format!(
+                    "team {id} is named by escalation policy(ies) {policies:?}; change those first"
+                ),
+            ));
+        }
         let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE team_id = $1")
             .bind(id)
             .fetch_one(&mut *w.tx)

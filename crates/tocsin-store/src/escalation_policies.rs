@@ -87,7 +87,7 @@ impl Store {
     /// Serializes policy writes. On SQLite the write lock already does; on
     /// PostgreSQL two nodes could otherwise each add half of a hand-off loop, or
     /// hand off to a policy being deleted, each checking against the old rows.
-    async fn lock_policies(&self, w: &mut WriteTx) -> Result<(), StoreError> {
+    pub(crate) async fn lock_policies(&self, w: &mut WriteTx) -> Result<(), StoreError> {
         if self.backend == crate::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(PG_POLICY_LOCK)
@@ -95,6 +95,28 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The policies (ids) that name `target` at some level, read in the caller's
+    /// transaction: what must change before the target can be deleted.
+    pub(crate) async fn policies_naming(
+        &self,
+        w: &mut WriteTx,
+        target: Target,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM escalation_policies ORDER BY id"
+        ))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut naming = Vec::new();
+        for r in &rows {
+            let p = policy_row(r)?;
+            if p.levels.iter().any(|l| l.targets.contains(&target)) {
+                naming.push(p.id);
+            }
+        }
+        Ok(naming)
     }
 
     /// Validates a policy against the stored ones and checks every target exists.
@@ -268,22 +290,7 @@ impl Store {
                 format!("escalation policy {id} is used by service(s) {services:?}; assign them another first"),
             ));
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM escalation_policies WHERE id <> $1 ORDER BY id"
-        ))
-        .bind(id)
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let mut handing_off = Vec::new();
-        for r in &rows {
-            let p = policy_row(r)?;
-            if p.levels
-                .iter()
-                .any(|l| l.targets.contains(&Target::Policy(id)))
-            {
-                handing_off.push(p.id);
-            }
-        }
+        let handing_off = self.policies_naming(&mut w, Target::Policy(id)).await?;
         if !handing_off.is_empty() {
             return Err(StoreError::conflict(
                 "id",

@@ -273,7 +273,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        self.lock_policies(&mut w).await?;
         let old = self.lock_schedule(&mut w, id).await?;
+        let policies = self
+            .policies_naming(&mut w, tocsin_core::escalation::Target::Schedule(id))
+            .await?;
+        if !policies.is_empty() {
+            return Err(StoreError::conflict(
+                "id",
+                format!("schedule {id} is named by escalation policy(ies) {policies:?}; change those first"),
+            ));
+        }
         let overrides: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM schedule_overrides WHERE schedule_id = $1")
                 .bind(id)

@@ -381,7 +381,7 @@ async fn update_team(
     ))
 }
 
-/// Delete a team that owns no services.
+/// Delete a team that owns no services and no escalation policy names.
 #[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
     security(("token" = ["admin"])))]

@@ -291,9 +291,9 @@ async fn update_schedule(
     ))
 }
 
-/// Delete a schedule and its overrides.
+/// Delete a schedule and its overrides; refused while an escalation policy names it.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorResponse)), security(("token" = ["admin"])))]
+    responses((status = 204), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)), security(("token" = ["admin"])))]
 async fn delete_schedule(
     State(state): State<AppState>,
     c: AsAdmin,

@@ -415,17 +415,27 @@ async fn on_call_follows_users_schedules_teams_and_hand_offs(app: TestApp) {
         .await;
     assert_eq!(level_users(&r.body)[0], vec![c]);
 
-    // A team deleted since reaches nobody and is listed as such.
-    let r = delete(&app, &format!("/api/v1/teams/{team}")).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let r = app
-        .get(&format!("/api/v1/escalation-policies/{p}/on-call"))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(level_users(&r.body)[2], vec![d]);
+    // A team or schedule a policy names cannot be deleted from under it.
+    let before = app.counts().await;
+    for path in [
+        format!("/api/v1/teams/{team}"),
+        format!("/api/v1/schedules/{s}"),
+    ] {
+        let r = delete(&app, &path).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.body);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&p.to_string()),
+            "{}",
+            r.body
+        );
+    }
     assert_eq!(
-        r.body["levels"][2]["empty_targets"],
-        json!([{ "team": team }])
+        app.counts().await,
+        before,
+        "refused deletions write nothing"
     );
 
     let bad = app
