@@ -380,21 +380,8 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("DELETE FROM teams WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
-            "team",
-            id,
-            "team.deleted",
-            json!({ "team": team }),
-        )
-        .await?;
-        w.commit().await
+        crate::events::delete_audited(w, "teams", "team", id, actor, now, json!({ "team": team }))
+            .await
     }
 
     /// Adds (`member = true`) or removes a team member; a no-op records nothing.
@@ -591,20 +578,15 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("DELETE FROM services WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        crate::events::delete_audited(
+            w,
+            "services",
             "service",
             id,
-            "service.deleted",
+            actor,
+            now,
             json!({ "service": svc }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 }

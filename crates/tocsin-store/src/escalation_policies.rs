@@ -297,21 +297,16 @@ impl Store {
                 format!("escalation policy {id} is handed off to by escalation policy(ies) {handing_off:?}; change those first"),
             ));
         }
-        sqlx::query("DELETE FROM escalation_policies WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        crate::events::delete_audited(
+            w,
+            "escalation_policies",
             "escalation_policy",
             id,
-            "escalation_policy.deleted",
+            actor,
+            now,
             json!({ "escalation_policy": old }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 
     /// The escalation policy a service uses, if any.

@@ -34,7 +34,7 @@ pub(crate) struct NewEvent<'a> {
     pub entity: &'static str,
     pub entity_id: i64,
     pub incident_id: Option<i64>,
-    pub kind: &'static str,
+    pub kind: &'a str,
     pub data: Value,
 }
 
@@ -56,6 +56,34 @@ pub(crate) async fn append(w: &mut WriteTx, e: NewEvent<'_>) -> Result<i64, Stor
     Ok(id)
 }
 
+/// Deletes row `id` of `table`, records `<entity>.deleted` with `data` (what was
+/// deleted) in the same transaction, and commits.
+pub(crate) async fn delete_audited(
+    mut w: WriteTx,
+    table: &str,
+    entity: &'static str,
+    id: i64,
+    actor: &Actor,
+    now: Timestamp,
+    data: Value,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await?;
+    audit(
+        &mut w,
+        now,
+        actor,
+        entity,
+        id,
+        &format!("{entity}.deleted"),
+        data,
+    )
+    .await?;
+    w.commit().await
+}
+
 /// Appends an event about a directory entity (service, user, team, token, key).
 pub(crate) async fn audit(
     w: &mut WriteTx,
@@ -63,7 +91,7 @@ pub(crate) async fn audit(
     actor: &Actor,
     entity: &'static str,
     entity_id: i64,
-    kind: &'static str,
+    kind: &str,
     data: Value,
 ) -> Result<i64, StoreError> {
     append(

@@ -252,21 +252,16 @@ impl Store {
             self.apply_alert(&mut w, settings, &alert_key(&hb), &ev, now)
                 .await?;
         }
-        sqlx::query("DELETE FROM heartbeats WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        crate::events::delete_audited(
+            w,
+            "heartbeats",
             "heartbeat",
             id,
-            "heartbeat.deleted",
+            actor,
+            now,
             json!({ "heartbeat": hb }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 
     /// Records a ping by its key: the deadline moves on, and a heartbeat that was

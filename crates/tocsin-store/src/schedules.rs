@@ -293,21 +293,16 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("DELETE FROM schedules WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        crate::events::delete_audited(
+            w,
+            "schedules",
             "schedule",
             id,
-            "schedule.deleted",
+            actor,
+            now,
             json!({ "schedule": old, "overrides_deleted": overrides }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 
     /// Adds an override: `user_id` covers `[starts_at, ends_at)` on the schedule.
@@ -395,20 +390,15 @@ impl Store {
             StoreError::not_found(format!("override {override_id} of schedule {schedule_id}"))
         })?;
         let old = schedule_override(&row)?;
-        sqlx::query("DELETE FROM schedule_overrides WHERE id = $1")
-            .bind(override_id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        crate::events::delete_audited(
+            w,
+            "schedule_overrides",
             "schedule_override",
             override_id,
-            "schedule_override.deleted",
+            actor,
+            now,
             json!({ "override": old }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 }

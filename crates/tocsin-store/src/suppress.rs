@@ -736,22 +736,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (old, _) = self.maintenance_window(id, now).await?;
-        let mut w = self.write().await?;
-        sqlx::query("DELETE FROM maintenance_windows WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        audit(
-            &mut w,
-            now,
-            actor,
+        let w = self.write().await?;
+        crate::events::delete_audited(
+            w,
+            "maintenance_windows",
             "maintenance_window",
             id,
-            "maintenance_window.deleted",
+            actor,
+            now,
             json!({ "maintenance_window": old }),
         )
-        .await?;
-        w.commit().await
+        .await
     }
 
     // ---- flapping rules ----
