@@ -264,6 +264,14 @@ pub struct IntegrationKey {
     pub config: IntegrationConfig,
 }
 
+impl IntegrationKey {
+    /// The key's row id, or `None` for an internal source (a heartbeat) that sends
+    /// through the alert pipeline without a key row (id 0).
+    pub fn stored_id(&self) -> Option<i64> {
+        (self.id != 0).then_some(self.id)
+    }
+}
+
 /// An email address: something@domain, parsed at the edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EmailAddress(String);

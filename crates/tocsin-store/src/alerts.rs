@@ -143,8 +143,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13) RETURNING id",
                 )
                 .bind(service_id)
-                // Id 0: an internal source (a heartbeat) that has no key row.
-                .bind((key.id != 0).then_some(key.id))
+                .bind(key.stored_id())
                 .bind(incident_id)
                 .bind(ev.dedup_key.as_str())
                 .bind(ev.severity.as_str())

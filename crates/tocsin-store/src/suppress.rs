@@ -245,8 +245,7 @@ impl Store {
              VALUES ($1, $2, NULL, $3, 'triggered', $4, $5, $6, $7, $8, $9, $10, 1, $11, $11, $12, $13) RETURNING id",
         )
         .bind(inbound.service_id)
-        // Id 0: an internal source (a heartbeat) that has no key row.
-        .bind((key.id != 0).then_some(key.id))
+        .bind(key.stored_id())
         .bind(ev.dedup_key.as_str())
         .bind(ev.severity.as_str())
         .bind(&ev.summary)
