@@ -235,6 +235,10 @@ impl Store {
             "schedule_overrides",
             "calendar_feeds",
             "escalation_policies",
+            "contact_methods",
+            "jobs",
+            "escalations",
+            "notification_requests",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -28,6 +28,10 @@ const SQLITE: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/0010_escalation_policies.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_escalation_engine.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -60,6 +64,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         10,
         include_str!("../migrations/postgres/0010_escalation_policies.sql"),
+    ),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_escalation_engine.sql"),
     ),
 ];
 
