@@ -86,6 +86,10 @@ pub struct NewIncident {
     /// Links to other incidents.
     #[serde(default)]
     pub related: Vec<Relation>,
+    /// Page the on-call of the incident's first service that has an escalation
+    /// policy, starting at its first level (incidents opened by alerts always do).
+    #[serde(default)]
+    pub page: bool,
 }
 
 /// A partial update: absent fields stay, `null` clears.

@@ -171,9 +171,11 @@ impl Store {
             impact: Some(Level::Medium),
             urgency: Some(class.urgency),
             service_ids: vec![service_id],
+            page: true,
             ..Default::default()
         };
         let inc = self.declare_in(w, settings, &req, None, actor, now).await?;
+        self.page_in(w, &inc, actor, now, false).await?;
         if let Some(key) = key {
             sqlx::query(
                 "INSERT INTO incident_groups (incident_id, service_id, group_key, opened_at) VALUES ($1, $2, $3, $4)",

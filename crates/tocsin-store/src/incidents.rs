@@ -97,8 +97,51 @@ impl Store {
         let inc = self
             .declare_in(&mut w, settings, req, reporter, actor, now)
             .await?;
+        if req.page {
+            self.page_in(&mut w, &inc, actor, now, true).await?;
+        }
         w.commit().await?;
         Ok(inc)
+    }
+
+    /// Starts paging for a just-declared incident. When none of its services
+    /// has an escalation policy, a declaration that asked to page is refused
+    /// (`required`); an alert's incident records on its timeline that nobody was paged.
+    pub(crate) async fn page_in(
+        &self,
+        w: &mut WriteTx,
+        inc: &Incident,
+        actor: &Actor,
+        now: Timestamp,
+        required: bool,
+    ) -> Result<(), StoreError> {
+        if inc.status != Status::Triggered {
+            return Err(Invalid::new(
+                "page",
+                "only a triggered incident pages: declare it without a status (or `triggered`)",
+            )
+            .into());
+        }
+        if self.start_escalation_in(w, inc, actor, now).await? {
+            return Ok(());
+        }
+        if required {
+            return Err(Invalid::new(
+                "page",
+                "none of the incident's services has an escalation policy",
+            )
+            .into());
+        }
+        incident_event(
+            w,
+            now,
+            actor,
+            inc.id,
+            "escalation.not_started",
+            json!({ "reason": "the service has no escalation policy" }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Declares inside the caller's transaction.
@@ -160,7 +203,7 @@ impl Store {
     ) -> Result<Incident, StoreError> {
         let doc: Option<String> = sqlx::query_scalar(&format!(
             "SELECT doc FROM incidents WHERE id = $1{}",
-            self.for_update()
+            self.for_no_key_update()
         ))
         .bind(id)
         .fetch_optional(&mut *w.tx)
@@ -251,6 +294,8 @@ impl Store {
             ),
         };
         incident_event(w, now, actor, id, kind, data).await?;
+        self.escalation_follows_status(w, id, cur.status, next.status, actor, now)
+            .await?;
         Ok((next, moved))
     }
 
@@ -521,7 +566,7 @@ fn in_list(
     sql.push(')');
 }
 
-fn parse_doc(doc: Option<String>, id: i64) -> Result<Incident, StoreError> {
+pub(crate) fn parse_doc(doc: Option<String>, id: i64) -> Result<Incident, StoreError> {
     let doc = doc.ok_or_else(|| StoreError::not_found(format!("incident INC-{id}")))?;
     serde_json::from_str(&doc)
         .map_err(|e| StoreError::Config(format!("stored incident INC-{id} is unreadable: {e}")))

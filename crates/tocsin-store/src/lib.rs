@@ -12,11 +12,13 @@ mod changes;
 mod directory;
 mod error;
 mod escalation_policies;
+mod escalations;
 mod events;
 mod grouping;
 mod heartbeats;
 mod incidents;
 mod integrations;
+mod jobs;
 mod migrate;
 mod notes;
 mod schedules;
@@ -37,10 +39,12 @@ pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use escalation_policies::{PolicyChanges, StoredPolicy};
+pub use escalations::{EscalationView, NotificationView};
 pub use events::Actor;
 pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use integrations::IntegrationChanges;
+pub use jobs::{HandedNotification, JobReport};
 pub use notes::{NewAttachment, NewNote};
 pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
@@ -94,6 +98,10 @@ pub struct Store {
     // instead of failing with SQLITE_BUSY on a read-to-write upgrade.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     // Integration keys by hash, so inbound events skip a query; see secrets.rs.
+    // Kicked when a committed transaction scheduled a job (see jobs.rs).
+    jobs_wake: Arc<tokio::sync::Notify>,
+    // Where to LISTEN for other nodes' jobs (PostgreSQL).
+    url: Arc<str>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -150,6 +158,8 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            jobs_wake: Arc::default(),
+            url: Arc::from(url),
             key_cache: Arc::default(),
         })
     }
@@ -257,6 +267,23 @@ impl Store {
         match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    // For rows whose key never changes: does not block rows inserted elsewhere
+    // that reference them (foreign keys take KEY SHARE locks), so the escalation
+    // engine adding timeline events never waits on a request holding the incident.
+    fn for_no_key_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR NO KEY UPDATE",
+        }
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct WriteTx {
     pub(crate) tx: Transaction<'static, Any>,
     /// What a transaction reads again and again (silences, windows, rules), read once.
     pub(crate) cache: TxCache,
+    /// Set when the transaction schedules a job: committing wakes this node's job runner.
+    pub(crate) wake_jobs: bool,
+    jobs_wake: Arc<tokio::sync::Notify>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -46,6 +49,16 @@ pub(crate) struct TxCache {
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        if self.wake_jobs {
+            // A stored permit: a runner that is busy right now still looks again.
+            self.jobs_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Undoes the transaction now (rather than when the connection is next used).
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
         Ok(())
     }
 }
@@ -60,6 +73,8 @@ impl Store {
         Ok(WriteTx {
             tx,
             cache: TxCache::default(),
+            wake_jobs: false,
+            jobs_wake: self.jobs_wake.clone(),
             _guard: guard,
         })
     }

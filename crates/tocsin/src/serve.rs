@@ -130,6 +130,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.clock.clone(),
         stopped.clone(),
     ));
+    let jobs = tokio::spawn(
+        tocsin_engine::jobs::Runner::new(
+            store.clone(),
+            state.clock.clone(),
+            Arc::new(tocsin_engine::delivery::LogDelivery),
+        )
+        .run(stopped.clone()),
+    );
     let smtp = match config.smtp_listen {
         None => None,
         Some(smtp_addr) => {
@@ -163,6 +171,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tocsin_server::serve(listener, state, shutdown).await?;
     let _ = heartbeats.await;
     let _ = held.await;
+    let _ = jobs.await;
     if let Some(smtp) = smtp {
         let _ = smtp.await;
     }

@@ -9,6 +9,7 @@ mod escalation_policies;
 mod heartbeats;
 mod incidents;
 mod integrations;
+mod paging;
 mod records;
 mod schedules;
 mod snippets;
@@ -73,6 +74,7 @@ impl Modify for BearerAuth {
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(incidents::routes())
+        .merge(paging::routes())
         .merge(records::routes())
         .merge(directory::routes())
         .merge(access::routes())

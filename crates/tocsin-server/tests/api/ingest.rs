@@ -151,7 +151,11 @@ async fn trigger_acknowledge_resolve_drive_the_incident(app: TestApp) {
     };
     assert_eq!(
         kinds(app.timeline(incident_id).await),
-        ["incident.declared", "alert.triggered"]
+        [
+            "incident.declared",
+            "escalation.not_started",
+            "alert.triggered"
+        ]
     );
 
     let ack =
@@ -181,6 +185,7 @@ async fn trigger_acknowledge_resolve_drive_the_incident(app: TestApp) {
         kinds(app.timeline(incident_id).await),
         [
             "incident.declared",
+            "escalation.not_started",
             "alert.triggered",
             "alert.acknowledged",
             "incident.status_changed",

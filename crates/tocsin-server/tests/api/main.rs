@@ -9,6 +9,7 @@ mod bad_input;
 mod calendar;
 mod concurrency;
 mod email;
+mod escalation_engine;
 mod escalation_policies;
 mod grouping;
 mod heartbeats;

@@ -123,6 +123,8 @@ pub struct TestApp {
     pub admin_id: i64,
     pub store: Store,
     pub clock: FakeClock,
+    /// The database URL, for a second store (another node, or a restart).
+    pub db_url: String,
     _cleanup: Cleanup,
 }
 
@@ -218,6 +220,7 @@ pub async fn spawn_app_with(db: Db, settings: IncidentSettings, limits: Limits) 
         admin_id: user.id,
         store,
         clock,
+        db_url: url,
         _cleanup: cleanup,
     })
 }
