@@ -14,6 +14,7 @@
 //! notification requests whose idempotency keys are the same on every
 //! recomputation, and hands them to delivery.
 
+mod contact;
 mod policy;
 mod resolve;
 mod rules;
@@ -26,6 +27,10 @@ mod rules_tests;
 #[cfg(test)]
 mod tests;
 
+pub use contact::{
+    contact_label, ContactAddress, MAX_CHAT, MAX_LABEL, MAX_NOTIFICATION_RULES, MAX_PUSH_TOKEN,
+    MAX_URL,
+};
 pub use policy::{
     steps, EscalationPolicy, Level, Step, Target, MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT,
     MAX_TARGETS,

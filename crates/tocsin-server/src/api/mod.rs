@@ -4,6 +4,7 @@ mod access;
 mod alert_rules;
 mod alerts;
 mod calendar;
+mod contact_methods;
 mod directory;
 mod escalation_policies;
 mod heartbeats;
@@ -86,6 +87,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(schedules::routes())
         .merge(calendar::routes())
         .merge(escalation_policies::routes())
+        .merge(contact_methods::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod calendar;
 mod concurrency;
+mod contact_methods;
 mod email;
 mod escalation_engine;
 mod escalation_policies;
