@@ -25,6 +25,7 @@ mod notes;
 mod schedules;
 mod secrets;
 mod suppress;
+mod swaps;
 mod tx;
 
 use std::str::FromStr;
@@ -51,6 +52,7 @@ pub use notes::{NewAttachment, NewNote};
 pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
 pub use suppress::{NewSilence, NewWindow};
+pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +253,7 @@ impl Store {
             "jobs",
             "escalations",
             "notification_requests",
+            "shift_swap_requests",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

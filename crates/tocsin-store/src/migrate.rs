@@ -32,6 +32,10 @@ const SQLITE: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_escalation_engine.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/sqlite/0012_shift_swaps.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -68,6 +72,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         11,
         include_str!("../migrations/postgres/0011_escalation_engine.sql"),
+    ),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_shift_swaps.sql"),
     ),
 ];
 

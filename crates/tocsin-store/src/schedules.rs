@@ -128,7 +128,7 @@ fn layers_json(parts: &ScheduleParts) -> String {
 
 impl Store {
     /// Refuses a user that does not exist or is deactivated, naming `field`.
-    async fn check_on_call_user(
+    pub(crate) async fn check_on_call_user(
         &self,
         w: &mut WriteTx,
         field: &str,
@@ -211,7 +211,11 @@ impl Store {
         rows.iter().map(schedule).collect()
     }
 
-    async fn lock_schedule(&self, w: &mut WriteTx, id: i64) -> Result<StoredSchedule, StoreError> {
+    pub(crate) async fn lock_schedule(
+        &self,
+        w: &mut WriteTx,
+        id: i64,
+    ) -> Result<StoredSchedule, StoreError> {
         let row = self
             .lock_row_by_id(w, COLUMNS, "schedules", id, "schedule")
             .await?;
@@ -265,7 +269,7 @@ impl Store {
         Ok(new)
     }
 
-    /// Deletes a schedule and its overrides.
+    /// Deletes a schedule, its overrides and its shift-swap requests.
     pub async fn delete_schedule(
         &self,
         id: i64,
@@ -293,6 +297,11 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
+        let swap_requests = sqlx::query("DELETE FROM shift_swap_requests WHERE schedule_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
         crate::events::delete_audited(
             w,
             "schedules",
@@ -300,7 +309,8 @@ impl Store {
             id,
             actor,
             now,
-            json!({ "schedule": old, "overrides_deleted": overrides }),
+            json!({ "schedule": old, "overrides_deleted": overrides,
+                "swap_requests_deleted": swap_requests }),
         )
         .await
     }
@@ -320,7 +330,36 @@ impl Store {
         }
         let mut w = self.write().await?;
         self.lock_schedule(&mut w, schedule_id).await?;
-        self.check_on_call_user(&mut w, "user_id", user_id).await?;
+        let record = self
+            .insert_override(
+                &mut w,
+                schedule_id,
+                user_id,
+                (starts_at, ends_at),
+                actor,
+                now,
+                None,
+            )
+            .await?;
+        w.commit().await?;
+        Ok(record)
+    }
+
+    /// Inserts an override and its event inside the caller's transaction, which has
+    /// locked the schedule and checked the range. `swap_request_id` names the
+    /// shift-swap request whose acceptance arranged it, in the event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_override(
+        &self,
+        w: &mut WriteTx,
+        schedule_id: i64,
+        user_id: i64,
+        (starts_at, ends_at): (Timestamp, Timestamp),
+        actor: &Actor,
+        now: Timestamp,
+        swap_request_id: Option<i64>,
+    ) -> Result<ScheduleOverride, StoreError> {
+        self.check_on_call_user(w, "user_id", user_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO schedule_overrides (schedule_id, user_id, starts_at, ends_at, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {OVERRIDE_COLUMNS}"
@@ -334,18 +373,42 @@ impl Store {
         .fetch_one(&mut *w.tx)
         .await?;
         let record = schedule_override(&row)?;
+        let mut data = json!({ "override": record });
+        if let Some(id) = swap_request_id {
+            data["swap_request_id"] = json!(id);
+        }
         audit(
-            &mut w,
+            w,
             now,
             actor,
             "schedule_override",
             record.id,
             "schedule_override.created",
-            json!({ "override": record }),
+            data,
         )
         .await?;
-        w.commit().await?;
         Ok(record)
+    }
+
+    /// The overrides of a schedule overlapping `[from, to)` as the caller's
+    /// transaction sees them, oldest first.
+    pub(crate) async fn overrides_in(
+        &self,
+        w: &mut WriteTx,
+        schedule_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScheduleOverride>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {OVERRIDE_COLUMNS} FROM schedule_overrides \
+             WHERE schedule_id = $1 AND ends_at > $2 AND starts_at < $3 ORDER BY id"
+        ))
+        .bind(schedule_id)
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        rows.iter().map(schedule_override).collect()
     }
 
     /// A schedule's overrides that overlap `[from, to)`, oldest first (the order

@@ -15,6 +15,7 @@ mod records;
 mod schedules;
 mod snippets;
 mod suppression;
+mod swaps;
 
 pub(crate) use calendar::feed_routes;
 
@@ -47,7 +48,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "alerts", description = "Alerts received from monitoring"),
         (name = "suppression", description = "Silences, maintenance windows and flapping rules: what holds new alerts back from opening incidents"),
         (name = "heartbeats", description = "Heartbeat monitors (dead man's switch) and their pings"),
-        (name = "schedules", description = "On-call schedules: layers of rotations, overrides, and who is on call when"),
+        (name = "schedules", description = "On-call schedules: layers of rotations, overrides, shift swaps, and who is on call when"),
         (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
         (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
@@ -85,6 +86,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(integrations::routes())
         .merge(heartbeats::routes())
         .merge(schedules::routes())
+        .merge(swaps::routes())
         .merge(calendar::routes())
         .merge(escalation_policies::routes())
         .merge(contact_methods::routes())

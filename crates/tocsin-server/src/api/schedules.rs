@@ -291,7 +291,7 @@ async fn update_schedule(
     ))
 }
 
-/// Delete a schedule and its overrides; refused while an escalation policy names it.
+/// Delete a schedule, its overrides and its shift-swap requests; refused while an escalation policy names it.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)), security(("token" = ["admin"])))]
 async fn delete_schedule(

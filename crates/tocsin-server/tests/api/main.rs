@@ -24,3 +24,4 @@ mod records;
 mod roles;
 mod schedules;
 mod suppression;
+mod swaps;
