@@ -11,7 +11,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
 use tocsin_core::time::{Clock, FakeClock};
 use tocsin_engine::delivery::RecordingDelivery;
 use tocsin_engine::jobs::Runner;
@@ -41,31 +40,34 @@ async fn user(app: &TestApp, name: &str) -> i64 {
     r.body["id"].as_i64().unwrap()
 }
 
-/// Contact methods and rules, written straight to the tables the engine reads.
+/// Contact methods and rules through the API (an admin sets them up).
 async fn give_rules(app: &TestApp, user: i64) {
-    let mut c = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
     let mut rules = Vec::new();
     for (kind, delay) in HIGH_RULES.iter().chain([("email", 0)].iter()) {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO contact_methods (user_id, kind, address, label, verified, created_at, updated_at) \
-             VALUES ($1, $2, $3, $2, 1, 0, 0) RETURNING id",
-        )
-        .bind(user)
-        .bind(*kind)
-        .bind(format!("{kind}-of-{user}"))
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+        let address = match *kind {
+            "email" => format!("u{user}@example.com"),
+            "push" => format!("device-of-{user}"),
+            _ => format!("+1555000{user:04}"),
+        };
+        let r = app
+            .post(
+                &format!("/api/v1/users/{user}/contact-methods"),
+                json!({ "kind": kind, "address": address }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let urgency = if *kind == "email" { "low" } else { "high" };
-        rules.push(json!({ "urgency": urgency, "contact_method_id": id, "delay_minutes": delay }));
+        rules.push(json!({ "urgency": urgency, "contact_method_id": r.body["id"], "delay_minutes": delay }));
     }
-    sqlx::query("UPDATE users SET notification_rules = $1 WHERE id = $2")
-        .bind(Value::Array(rules).to_string())
-        .bind(user)
-        .execute(&mut c)
-        .await
-        .unwrap();
-    c.close().await.unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{user}/notification-rules"),
+            Some(&app.admin_token),
+            Some(json!({ "rules": rules, "working_hours": null })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
 /// Ada (level 0, 10 min), the primary schedule — Bo on call (level 1, 15 min),
