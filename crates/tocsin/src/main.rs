@@ -1,6 +1,7 @@
 //! `tocsin`: the server and its command-line client in one binary.
 
 mod bench;
+mod bench_paging;
 mod client;
 mod config;
 mod serve;
@@ -25,6 +26,8 @@ enum Command {
     AdminToken(config::ServerArgs),
     /// Load generator: send alerts to a server on this machine and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Paging latency: from an alert accepted to its first notification handed to delivery (in-process server).
+    BenchPaging(bench_paging::PagingArgs),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -38,6 +41,7 @@ async fn main() {
         Command::AdminToken(args) => run_server(args, Mode::AdminToken).await,
         Command::Client(c) => client::run(c).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchPaging(args) => bench_paging::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
