@@ -50,7 +50,7 @@ impl StoredSchedule {
 
     /// The schedule for computing shifts (stored schedules were valid when written).
     pub fn schedule(&self) -> Result<Schedule, Invalid> {
-        self.parts().parse()
+        self.parts().parse_stored()
     }
 }
 
