@@ -654,10 +654,10 @@ fn overlaps_within_a_layer_are_refused_naming_the_field() {
     })
     .is_ok());
     // Restrictions of different layers may overlap: the higher layer wins there.
-    assert!(accepted(&|w| {
-        w.layers[1].restrictions = vec![window(&["mon"], "10:00", "12:00")]
-    })
-    .is_ok());
+    assert!(
+        accepted(&|w| { w.layers[1].restrictions = vec![window(&["mon"], "10:00", "12:00")] })
+            .is_ok()
+    );
 
     // One user twice in a row, also when the rotation wraps around.
     let (field, message) = refused(&|w| w.layers[0].users = vec![1, 2, 2, 3]);

@@ -22,3 +22,4 @@ mod records;
 mod roles;
 mod schedules;
 mod suppression;
+mod users_deactivate;
