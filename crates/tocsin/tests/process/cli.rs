@@ -583,6 +583,8 @@ async fn oncall_answers_who_is_on_call() {
     assert!(err.contains("--policy"), "{err}");
     let err = failed(&cli, 1, &["oncall", "--service", "9999"]);
     assert!(err.contains("--service") && err.contains("9999"), "{err}");
+    let err = failed(&cli, 1, &["oncall", "--schedule", "Rotation", "mine"]);
+    assert!(err.contains("belong to `tocsin oncall` alone"), "{err}");
     let err = failed(&cli, 1, &["oncall", "shifts", "--schedule", "nope"]);
     assert!(err.contains("--schedule"), "{err}");
     let err = failed(
