@@ -184,8 +184,16 @@ impl Schedule {
         }
     }
 
-    /// Checks the schedule is sane, naming the field at fault.
+    /// Checks the schedule is sane, naming the field at fault: everything
+    /// [`Schedule::validate_computable`] checks, and that nothing within a layer
+    /// overlaps or repeats by mistake (see [`Schedule::validate_distinct`]).
     pub fn validate(&self) -> Result<(), Invalid> {
+        self.validate_computable()?;
+        self.validate_distinct()
+    }
+
+    /// Checks what computing shifts relies on (layers, users, turns, windows).
+    pub fn validate_computable(&self) -> Result<(), Invalid> {
         if self.layers.is_empty() {
             return Err(Invalid::new(
                 "layers",
@@ -200,6 +208,29 @@ impl Schedule {
         }
         for (i, l) in self.layers.iter().enumerate() {
             l.validate(&format!("layers[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the overlaps that are mistakes rather than precedence: two layers
+    /// with one name, one user taking two turns in a row, two windows of one
+    /// layer covering the same minutes. Layers overlapping each other is not one
+    /// of them: a higher layer taking over is the point of layers.
+    pub fn validate_distinct(&self) -> Result<(), Invalid> {
+        for (j, l) in self.layers.iter().enumerate() {
+            let name = l.name.trim();
+            if let Some(i) = self.layers[..j]
+                .iter()
+                .position(|o| o.name.trim().eq_ignore_ascii_case(name))
+            {
+                return Err(Invalid::new(
+                    format!("layers[{j}].name"),
+                    format!("layers[{i}] is also named `{name}`: layer names are unique"),
+                ));
+            }
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            l.validate_distinct(&format!("layers[{i}]"))?;
         }
         Ok(())
     }
@@ -276,6 +307,90 @@ impl Layer {
     }
 }
 
+impl Layer {
+    fn validate_distinct(&self, at: &str) -> Result<(), Invalid> {
+        let n = self.users.len();
+        for k in 1..n {
+            if self.users[k] == self.users[k - 1] {
+                return Err(Invalid::new(
+                    format!("{at}.users[{k}]"),
+                    format!(
+                        "user {} is also users[{}]: one user cannot take two turns in a row (list them once and lengthen the turn)",
+                        self.users[k],
+                        k - 1
+                    ),
+                ));
+            }
+        }
+        // The rotation wraps around: [A, B, A] hands A two turns in a row, as [A, A, B] does.
+        if n > 1 && self.users[n - 1] == self.users[0] {
+            return Err(Invalid::new(
+                format!("{at}.users[{}]", n - 1),
+                format!(
+                    "user {} is also users[0]: when the rotation starts over they would take two turns in a row",
+                    self.users[0]
+                ),
+            ));
+        }
+        for (j, r) in self.restrictions.iter().enumerate() {
+            for (i, other) in self.restrictions[..j].iter().enumerate() {
+                if let Some(day) = r.overlap(other) {
+                    return Err(Invalid::new(
+                        format!("{at}.restrictions[{j}]"),
+                        format!(
+                            "its window on {} overlaps {at}.restrictions[{i}] ({}–{}): merge them or make them meet",
+                            day_str(day),
+                            other.start_time.format("%H:%M"),
+                            other.end_time.format("%H:%M"),
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const MINUTES_PER_DAY: i64 = 24 * 60;
+const MINUTES_PER_WEEK: i64 = 7 * MINUTES_PER_DAY;
+
+impl Restriction {
+    /// The windows as `[start, start + length)` in minutes of the local week
+    /// (Monday 00:00 is 0); a window from Sunday night runs past the week's end.
+    fn windows(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let minute = |t: NaiveTime| i64::from(t.hour()) * 60 + i64::from(t.minute());
+        let (start, end) = (minute(self.start_time), minute(self.end_time));
+        let length = if end > start {
+            end - start
+        } else {
+            end + MINUTES_PER_DAY - start
+        };
+        self.days.iter().map(move |d| {
+            (
+                i64::from(d.num_days_from_monday()) * MINUTES_PER_DAY + start,
+                length,
+            )
+        })
+    }
+
+    /// The first day one of this restriction's windows starts on that shares a
+    /// minute with one of `other`'s, in local wall-clock time.
+    fn overlap(&self, other: &Restriction) -> Option<Weekday> {
+        self.days
+            .iter()
+            .zip(self.windows())
+            .find(|(_, (s1, l1))| {
+                // Windows are under a day, so on the week's circle two overlap
+                // exactly when one starts inside the other.
+                other.windows().any(|(s2, l2)| {
+                    (s2 - s1).rem_euclid(MINUTES_PER_WEEK) < *l1
+                        || (s1 - s2).rem_euclid(MINUTES_PER_WEEK) < l2
+                })
+            })
+            .map(|(d, _)| *d)
+    }
+}
+
 /// Checks overrides are sane, naming the field at fault (`overrides[i].ends_at`).
 pub fn validate_overrides(overrides: &[Override]) -> Result<(), Invalid> {
     for (i, o) in overrides.iter().enumerate() {
@@ -344,6 +459,16 @@ const ALL_DAYS: [Weekday; 7] = [
 impl ScheduleParts {
     /// Parses and validates the parts into a schedule, naming the field at fault.
     pub fn parse(&self) -> Result<Schedule, Invalid> {
+        let schedule = self.parse_stored()?;
+        schedule.validate_distinct()?;
+        Ok(schedule)
+    }
+
+    /// Parses parts that were checked when they were written. Only what
+    /// computing shifts relies on is checked again, so a schedule stored before
+    /// a later check (such as [`Schedule::validate_distinct`]) still computes;
+    /// it meets that check the next time its layers are changed.
+    pub fn parse_stored(&self) -> Result<Schedule, Invalid> {
         let time_zone = parse_time_zone("time_zone", &self.time_zone)?;
         if self.layers.len() > MAX_LAYERS {
             return Err(Invalid::new(
@@ -358,7 +483,7 @@ impl ScheduleParts {
             .map(|(i, l)| l.parse(&format!("layers[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
         let schedule = Schedule { time_zone, layers };
-        schedule.validate()?;
+        schedule.validate_computable()?;
         Ok(schedule)
     }
 }

@@ -3,11 +3,14 @@
 use serde_json::json;
 use sqlx::Row;
 use tocsin_core::auth::Role;
+use tocsin_core::escalation::Target;
 use tocsin_core::model::{EmailAddress, Service, Team, User};
+use tocsin_core::schedule::LayerParts;
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
 
 use crate::error::unique;
 use crate::events::{audit, Actor};
+use crate::tx::WriteTx;
 use crate::{Store, StoreError};
 
 /// A user to create; the password arrives already hashed.
@@ -66,6 +69,15 @@ fn user(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
         has_password: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
         created_at: from_millis(r.try_get("created_at")?),
     })
+}
+
+/// `` `name` (id) `` of a row, for messages.
+fn named(r: &sqlx::any::AnyRow) -> Result<String, StoreError> {
+    Ok(format!(
+        "`{}` ({})",
+        r.try_get::<String, _>("name")?,
+        r.try_get::<i64, _>("id")?
+    ))
 }
 
 fn service(r: &sqlx::any::AnyRow) -> Result<Service, StoreError> {
@@ -174,8 +186,20 @@ impl Store {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<User, StoreError> {
-        let old = self.user(id).await?;
         let mut w = self.write().await?;
+        if c.active == Some(false) {
+            // The policy lock before any row, as every writer taking both does
+            // (deleting a schedule or a team), so none waits on another in a circle.
+            self.lock_policies(&mut w).await?;
+        }
+        let old = user(
+            &self
+                .lock_row_by_id(&mut w, USER_COLUMNS, "users", id, "user")
+                .await?,
+        )?;
+        if c.active == Some(false) && old.active {
+            self.refuse_deactivating_on_call(&mut w, id, now).await?;
+        }
         let row = sqlx::query(&format!(
             "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), \
              email_key = COALESCE($3, email_key), role = COALESCE($4, role), \
@@ -233,6 +257,72 @@ impl Store {
         }
         w.commit().await?;
         Ok(new)
+    }
+
+    /// Refuses to deactivate a user that on-call duty still names: a layer of a
+    /// schedule, an override that has not ended, or a level of an escalation
+    /// policy would otherwise page nobody where it pages them. Read under the
+    /// user's row lock and the policy lock, so a schedule, override or policy
+    /// written at the same moment either is seen here or sees the user inactive.
+    async fn refuse_deactivating_on_call(
+        &self,
+        w: &mut WriteTx,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut in_layers = Vec::new();
+        for r in sqlx::query("SELECT id, name, layers FROM schedules ORDER BY name, id")
+            .fetch_all(&mut *w.tx)
+            .await?
+        {
+            let layers: Vec<LayerParts> = serde_json::from_str(&r.try_get::<String, _>("layers")?)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            if layers.iter().any(|l| l.users.contains(&id)) {
+                in_layers.push(named(&r)?);
+            }
+        }
+        let in_overrides = sqlx::query(
+            "SELECT DISTINCT s.id, s.name FROM schedule_overrides o \
+             JOIN schedules s ON s.id = o.schedule_id \
+             WHERE o.user_id = $1 AND o.ends_at > $2 ORDER BY s.name, s.id",
+        )
+        .bind(id)
+        .bind(to_millis(now))
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(named)
+        .collect::<Result<Vec<_>, _>>()?;
+        let policy_ids = self.policies_naming(w, Target::User(id)).await?;
+        let mut policies = Vec::new();
+        for r in sqlx::query("SELECT id, name FROM escalation_policies ORDER BY name, id")
+            .fetch_all(&mut *w.tx)
+            .await?
+        {
+            if policy_ids.contains(&r.try_get("id")?) {
+                policies.push(named(&r)?);
+            }
+        }
+        let mut named_in = Vec::new();
+        for (what, list) in [
+            ("the layers of schedule(s)", in_layers),
+            ("overrides not yet ended on schedule(s)", in_overrides),
+            ("escalation policy(ies)", policies),
+        ] {
+            if !list.is_empty() {
+                named_in.push(format!("{what} {}", list.join(", ")));
+            }
+        }
+        if named_in.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::conflict(
+            "active",
+            format!(
+                "user {id} is on call in {}; take them out of those first (an override can cover their turns)",
+                named_in.join("; ")
+            ),
+        ))
     }
 
     /// Creates a team.

@@ -50,7 +50,7 @@ impl StoredSchedule {
 
     /// The schedule for computing shifts (stored schedules were valid when written).
     pub fn schedule(&self) -> Result<Schedule, Invalid> {
-        self.parts().parse()
+        self.parts().parse_stored()
     }
 }
 
@@ -134,10 +134,17 @@ impl Store {
         field: &str,
         user_id: i64,
     ) -> Result<(), StoreError> {
-        let active: Option<i64> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *w.tx)
-            .await?;
+        // Shared-locked on PostgreSQL: a deactivation under way (which locks the
+        // row) either finishes first and is seen, or waits and sees this write.
+        let share = match self.backend {
+            crate::Backend::Sqlite => "",
+            crate::Backend::Postgres => " FOR SHARE",
+        };
+        let active: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT active FROM users WHERE id = $1{share}"))
+                .bind(user_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
         match active {
             None => Err(Invalid::new(field, format!("no user {user_id}")).into()),
             Some(0) => Err(Invalid::new(field, format!("user {user_id} is deactivated")).into()),

@@ -89,7 +89,8 @@ async fn measure(
     store.migrate(1).await?;
     let admin = NewUser {
         name: "Bench".into(),
-        email: EmailAddress::parse("email", "bench@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
+        email: EmailAddress::parse("email", "bench@example.com")
+            .map_err(|e| anyhow::anyhow!(e.message))?,
         role: Role::Admin,
         time_zone: "UTC".into(),
         password_hash: None,
@@ -102,7 +103,12 @@ async fn measure(
     let mut limits = Limits::default();
     limits.ingest_rate.per_second = 1e9;
     limits.ingest_rate.burst = 1e9;
-    let state = AppState::new(store.clone(), IncidentSettings::default(), clock.clone(), limits);
+    let state = AppState::new(
+        store.clone(),
+        IncidentSettings::default(),
+        clock.clone(),
+        limits,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -132,19 +138,39 @@ async fn measure(
     let post = reqwest::Method::POST;
     let put = reqwest::Method::PUT;
     let uid = user.id;
-    let method = ok(api(&format!("/api/v1/users/{uid}/contact-methods"), post.clone(),
-        json!({ "kind": "push", "address": "bench-device" })).await?).await?;
+    let method = ok(api(
+        &format!("/api/v1/users/{uid}/contact-methods"),
+        post.clone(),
+        json!({ "kind": "push", "address": "bench-device" }),
+    )
+    .await?)
+    .await?;
     ok(api(&format!("/api/v1/users/{uid}/notification-rules"), put.clone(),
         json!({ "rules": [{ "urgency": "high", "contact_method_id": method["id"], "delay_minutes": 0 }],
                 "working_hours": null })).await?).await?;
     let policy = ok(api("/api/v1/escalation-policies", post.clone(),
         json!({ "name": "bench", "levels": [{ "targets": [{ "user": uid }], "delay_minutes": 30 }] })).await?).await?;
-    let service = ok(api("/api/v1/services", post.clone(), json!({ "name": "bench" })).await?).await?;
+    let service =
+        ok(api("/api/v1/services", post.clone(), json!({ "name": "bench" })).await?).await?;
     let sid = service["id"].as_i64().context("service id")?;
-    ok(api(&format!("/api/v1/services/{sid}/escalation-policy"), put,
-        json!({ "escalation_policy_id": policy["id"] })).await?).await?;
-    let key = ok(api(&format!("/api/v1/services/{sid}/integration-keys"), post, json!({ "name": "bench" })).await?).await?;
-    let key = key["secret"].as_str().context("integration key")?.to_string();
+    ok(api(
+        &format!("/api/v1/services/{sid}/escalation-policy"),
+        put,
+        json!({ "escalation_policy_id": policy["id"] }),
+    )
+    .await?)
+    .await?;
+    let key = ok(api(
+        &format!("/api/v1/services/{sid}/integration-keys"),
+        post,
+        json!({ "name": "bench" }),
+    )
+    .await?)
+    .await?;
+    let key = key["secret"]
+        .as_str()
+        .context("integration key")?
+        .to_string();
 
     let mut accepted = Histogram::<u64>::new(3)?;
     let mut sent = Histogram::<u64>::new(3)?;
@@ -152,7 +178,11 @@ async fn measure(
         let body = json!({ "routing_key": key, "event_action": "trigger", "dedup_key": format!("paging-{i}"),
             "payload": { "summary": format!("Checkout down #{i}"), "source": "bench", "severity": "critical" } });
         let t0 = Instant::now();
-        let r = http.post(format!("{base}/v2/enqueue")).json(&body).send().await?;
+        let r = http
+            .post(format!("{base}/v2/enqueue"))
+            .json(&body)
+            .send()
+            .await?;
         let t1 = Instant::now();
         if r.status() != reqwest::StatusCode::ACCEPTED {
             bail!("alert {i} refused: {}", r.status());

@@ -188,6 +188,27 @@ fn turn() -> impl Strategy<Value = Turn> {
     ]
 }
 
+/// A rotation no user takes two turns in a row of (adjacent repeats dropped,
+/// also across the wrap-around), as a schedule must be.
+fn rotation(mut users: Vec<i64>) -> Vec<i64> {
+    users.dedup();
+    while users.len() > 1 && users.first() == users.last() {
+        users.pop();
+    }
+    users
+}
+
+/// Restrictions none of which overlaps an earlier one (those are dropped).
+fn apart(restrictions: Vec<Restriction>) -> Vec<Restriction> {
+    let mut kept: Vec<Restriction> = Vec::new();
+    for r in restrictions {
+        if kept.iter().all(|k| r.overlap(k).is_none()) {
+            kept.push(r);
+        }
+    }
+    kept
+}
+
 /// A layer whose start is given in seconds relative to the range's start.
 fn layer() -> impl Strategy<Value = (i64, Layer)> {
     (
@@ -199,12 +220,12 @@ fn layer() -> impl Strategy<Value = (i64, Layer)> {
     )
         .prop_map(|(users, start, turn, handoff, restrictions)| {
             let layer = Layer {
-                name: "layer".into(),
-                users,
+                name: "layer".into(), // numbered below: names are unique
+                users: rotation(users),
                 start: chrono::DateTime::UNIX_EPOCH, // replaced below
                 turn,
                 handoff,
-                restrictions,
+                restrictions: apart(restrictions),
             };
             (start, layer)
         })
@@ -233,7 +254,12 @@ proptest! {
             time_zone: ZONES[zone].parse().unwrap(),
             layers: layers
                 .into_iter()
-                .map(|(start, l)| Layer { start: from + Duration::seconds(start), ..l })
+                .enumerate()
+                .map(|(i, (start, l))| Layer {
+                    name: format!("layer {i}"),
+                    start: from + Duration::seconds(start),
+                    ..l
+                })
                 .collect(),
         };
         prop_assert!(schedule.validate().is_ok());
@@ -350,7 +376,7 @@ proptest! {
             time_zone: tz,
             layers: vec![Layer {
                 name: "around the change".into(),
-                users,
+                users: rotation(users),
                 start: change - Duration::minutes(start_back),
                 turn,
                 handoff: local_minute(handoff_shift),

@@ -272,9 +272,12 @@ async fn get_user(
     Ok(Json(state.store.user(path_id("id", &id)?).await?))
 }
 
-/// Change a user: name, email, role, time zone, active, password.
+/// Change a user: name, email, role, time zone, active, password. Deactivating
+/// someone a schedule layer, an override not yet ended or an escalation policy
+/// names is refused (409, naming them).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = i64, Path)), request_body = UserPatch,
-    responses((status = 200, body = User), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    responses((status = 200, body = User), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)),
     security(("token" = ["admin"])))]
 async fn update_user(
     State(state): State<AppState>,

@@ -25,3 +25,4 @@ mod roles;
 mod schedules;
 mod suppression;
 mod swaps;
+mod users_deactivate;

@@ -459,18 +459,35 @@ async fn a_users_shifts_across_two_schedules(app: TestApp) {
 
 async fn bad_input_names_the_field_and_writes_nothing(app: TestApp) {
     let a = user(&app, "Ada").await;
+    let b = user(&app, "Bo").await;
     let gone = user(&app, "Gone").await;
     let off = app
         .patch(&format!("/api/v1/users/{gone}"), json!({ "active": false }))
         .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.body);
     let layer = |users: Value| json!({ "name": "l", "users": users, "start": "2026-03-02T00:00:00Z", "turn": "daily", "handoff": "09:00" });
+    let upper = |users: Value| {
+        let mut l = layer(users);
+        l["name"] = json!("upper");
+        l
+    };
+    let mut windowed = layer(json!([a, b]));
+    windowed["restrictions"] = json!([
+        { "days": ["mon", "tue", "wed", "thu", "fri"], "start_time": "09:00", "end_time": "17:00" },
+        { "days": ["fri"], "start_time": "16:30", "end_time": "09:00" }
+    ]);
     let s = create(
         &app,
         json!({ "name": "Ok", "time_zone": "UTC", "layers": [layer(json!([a]))] }),
     )
     .await;
     let id = s["id"].as_i64().unwrap();
+    // The same user twice apart is a rotation, not a mistake.
+    create(
+        &app,
+        json!({ "name": "Apart", "time_zone": "UTC", "layers": [layer(json!([a, b, a, b]))] }),
+    )
+    .await;
     let before = app.counts().await;
     let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
         (
@@ -491,7 +508,7 @@ async fn bad_input_names_the_field_and_writes_nothing(app: TestApp) {
             Method::POST,
             "/api/v1/schedules".into(),
             Some(
-                json!({ "name": "x", "time_zone": "UTC", "layers": [layer(json!([a])), layer(json!([a, a, 999999]))] }),
+                json!({ "name": "x", "time_zone": "UTC", "layers": [layer(json!([a])), upper(json!([a, b, 999999]))] }),
             ),
             "layers[1].users[2]",
         ),
@@ -524,6 +541,34 @@ async fn bad_input_names_the_field_and_writes_nothing(app: TestApp) {
             format!("/api/v1/schedules/{id}"),
             Some(json!({ "time_zone": "Nowhere" })),
             "time_zone",
+        ),
+        // Overlaps within a layer: windows sharing minutes, one user twice in a
+        // row (also across the wrap-around), two layers with one name.
+        (
+            Method::POST,
+            "/api/v1/schedules".into(),
+            Some(json!({ "name": "x", "time_zone": "UTC", "layers": [windowed.clone()] })),
+            "layers[0].restrictions[1]",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/schedules/{id}"),
+            Some(json!({ "layers": [layer(json!([a, b, b]))] })),
+            "layers[0].users[2]",
+        ),
+        (
+            Method::POST,
+            "/api/v1/schedules".into(),
+            Some(json!({ "name": "x", "time_zone": "UTC", "layers": [layer(json!([a, b, a]))] })),
+            "layers[0].users[2]",
+        ),
+        (
+            Method::POST,
+            "/api/v1/schedules".into(),
+            Some(
+                json!({ "name": "x", "time_zone": "UTC", "layers": [layer(json!([a])), layer(json!([b]))] }),
+            ),
+            "layers[1].name",
         ),
         (
             Method::POST,
@@ -609,6 +654,17 @@ async fn bad_input_names_the_field_and_writes_nothing(app: TestApp) {
             r.body
         );
     }
+    let r = app
+        .post(
+            "/api/v1/schedules",
+            json!({ "name": "x", "time_zone": "UTC", "layers": [windowed] }),
+        )
+        .await;
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("fri") && message.contains("layers[0].restrictions[0] (09:00–17:00)"),
+        "{message}"
+    );
     // Exactly 93 days is allowed.
     let r = app
         .get(&format!(

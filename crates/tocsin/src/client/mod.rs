@@ -3,6 +3,7 @@
 mod directory;
 mod http;
 mod incident;
+mod oncall;
 mod output;
 
 use clap::Subcommand;
@@ -18,6 +19,16 @@ pub enum Command {
         conn: Conn,
         #[command(subcommand)]
         cmd: incident::IncidentCmd,
+    },
+    /// Who is on call: now or `--at` (every schedule, or one `--schedule`,
+    /// `--policy` or `--service`), a schedule's `shifts`, and your own (`mine`).
+    Oncall {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        now: oncall::NowArgs,
+        #[command(subcommand)]
+        cmd: Option<oncall::OncallCmd>,
     },
     /// Services and their integration keys.
     Service {
@@ -51,6 +62,7 @@ pub enum Command {
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Incident { conn, cmd } => incident::run(&Api::new(&conn)?, cmd).await,
+        Command::Oncall { conn, now, cmd } => oncall::run(&Api::new(&conn)?, now, cmd).await,
         Command::Service { conn, cmd } => directory::service(&Api::new(&conn)?, cmd).await,
         Command::User { conn, cmd } => directory::user(&Api::new(&conn)?, cmd).await,
         Command::Token { conn, cmd } => directory::token(&Api::new(&conn)?, cmd).await,
