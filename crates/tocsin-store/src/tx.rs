@@ -65,11 +65,17 @@ impl WriteTx {
 
 impl Store {
     pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
-            Backend::Postgres => None,
+        let (guard, tx) = match self.backend {
+            // IMMEDIATE takes SQLite's write lock up front: a deferred transaction
+            // that read first could not upgrade while a RESTART checkpoint waits
+            // for its snapshot, and would fail at once with SQLITE_BUSY instead
+            // of waiting out the checkpoint.
+            Backend::Sqlite => (
+                Some(self.write_lock.clone().lock_owned().await),
+                self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            ),
+            Backend::Postgres => (None, self.pool.begin().await?),
         };
-        let tx = self.pool.begin().await?;
         Ok(WriteTx {
             tx,
             cache: TxCache::default(),

@@ -50,6 +50,11 @@ impl Delivery for Stamp {
 
 /// Runs the benchmark and prints the figures.
 pub async fn run(args: PagingArgs) -> anyhow::Result<()> {
+    // Anything going wrong in the server or the runner shows on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .try_init();
     let dir = std::env::temp_dir().join(format!("tocsin-bench-paging-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = measure(&args, &dir).await;
