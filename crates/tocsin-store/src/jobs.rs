@@ -163,6 +163,7 @@ impl Store {
         };
         let result = match job.kind.as_str() {
             "escalation" => self.run_escalation_job(&mut w, &job.payload, now).await,
+            "handoff" => self.run_handoff_job(&mut w, &job.payload, now).await,
             other => Err(StoreError::Config(format!("unknown job kind `{other}`"))),
         };
         let (handed, error) = match result {
