@@ -59,7 +59,9 @@ impl HandoffSettings {
         match self.reminder_minutes {
             Some(m) if !(1..=MAX_REMINDER_MINUTES).contains(&m) => Err(Invalid::new(
                 "reminder_minutes",
-                format!("must be between 1 and {MAX_REMINDER_MINUTES} minutes, or null for no reminder"),
+                format!(
+                    "must be between 1 and {MAX_REMINDER_MINUTES} minutes, or null for no reminder"
+                ),
             )),
             _ => Ok(()),
         }
@@ -298,11 +300,8 @@ impl Store {
             .collect();
         let handoffs = handoffs(&final_shifts(&schedule, &overrides, from, to), from);
         let mut people = BTreeMap::new();
-        for h in &handoffs {
-            if !people.contains_key(&h.user_id) {
-                let r = self.recipient(w, h.user_id).await?;
-                people.insert(h.user_id, r);
-            }
+        for user in handoffs.iter().map(|h| h.user_id).collect::<BTreeSet<_>>() {
+            people.insert(user, self.recipient(w, user).await?);
         }
         let mut next = now + HORIZON;
         let mut handed = Vec::new();
@@ -512,6 +511,18 @@ mod tests {
                 (2, 50, 60, true)
             ]
         );
+    }
+
+    #[test]
+    fn a_start_after_a_gap_is_a_handoff_one_at_the_range_start_is_not() {
+        let starts = |from: i64| -> Vec<bool> {
+            handoffs(&[shift(1, 5, 10, Some(0))], from_millis(from * 60_000))
+                .iter()
+                .map(|h| h.starts_here)
+                .collect()
+        };
+        assert_eq!(starts(0), vec![true]);
+        assert_eq!(starts(5), vec![false]);
     }
 
     #[test]
