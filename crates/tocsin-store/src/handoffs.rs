@@ -12,8 +12,8 @@
 //! is skipped rather than sent late.
 //!
 //! Lock order, as for escalations: the job row, then (key-share) the users the
-//! requests reference. Nothing here locks a schedule or a user, and the writes
-//! that arm jobs for a user's change arm them before locking the user.
+//! requests reference. The job only reads the schedule and the users; a write
+//! arming jobs for a user's change arms them before it locks the user's row.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -313,6 +313,7 @@ impl Store {
                 if at > now {
                     next = next.min(at);
                 } else if at > from {
+                    // `ends_at` is cut at the end of the computed range (8 days on).
                     let message = json!({
                         "schedule_id": schedule_id, "schedule_name": name,
                         "starts_at": h.starts_at, "ends_at": h.ends_at,
