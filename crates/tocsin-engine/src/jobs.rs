@@ -85,6 +85,11 @@ impl Runner {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let wake = self.store.jobs_wake();
         self.store.listen_for_jobs();
+        // Schedules made before handoff notifications existed have no job yet.
+        match self.store.arm_handoff_jobs(self.clock.now()).await {
+            Ok(n) => tracing::info!(added = n, "handoff notification jobs armed"),
+            Err(e) => tracing::error!(error = %e, "cannot arm handoff notification jobs"),
+        }
         loop {
             if *shutdown.borrow() {
                 return;

@@ -357,6 +357,9 @@ impl Store {
             );
         }
         let mut w = self.write().await?;
+        // Which channels handoff notifications use may change. The jobs before
+        // the user's row: the order the job runner takes them in.
+        self.arm_every_handoff(&mut w, now).await?;
         let old = self.lock_user_setup(&mut w, user_id).await?;
         let methods: Vec<ContactMethod> = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM contact_methods WHERE user_id = $1 ORDER BY id"

@@ -59,7 +59,7 @@ pub struct HandedNotification {
     pub id: i64,
     /// Unique per (incident, step, user, contact method, rule).
     pub idempotency_key: String,
-    /// Why: `escalation` (more reasons arrive with handoff reminders).
+    /// Why: `escalation`, `handoff_reminder` or `shift_started`.
     pub reason: String,
     /// The incident, for escalation notifications.
     pub incident_id: Option<i64>,
@@ -163,6 +163,7 @@ impl Store {
         };
         let result = match job.kind.as_str() {
             "escalation" => self.run_escalation_job(&mut w, &job.payload, now).await,
+            "handoff" => self.run_handoff_job(&mut w, &job.payload, now).await,
             other => Err(StoreError::Config(format!("unknown job kind `{other}`"))),
         };
         let (handed, error) = match result {

@@ -36,6 +36,10 @@ const SQLITE: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/sqlite/0012_shift_swaps.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/sqlite/0013_handoff_notifications.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -76,6 +80,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../migrations/postgres/0012_shift_swaps.sql"),
+    ),
+    (
+        13,
+        include_str!("../migrations/postgres/0013_handoff_notifications.sql"),
     ),
 ];
 

@@ -188,6 +188,7 @@ impl Store {
         .await
         .map_err(unique("name", "the schedule name"))?;
         let record = schedule(&row)?;
+        self.arm_handoff(&mut w, record.id, now).await?;
         audit(
             &mut w,
             now,
@@ -262,6 +263,7 @@ impl Store {
         .await
         .map_err(unique("name", "the schedule name"))?;
         let new = schedule(&row)?;
+        self.arm_handoff(&mut w, id, now).await?;
         audit(
             &mut w,
             now,
@@ -304,6 +306,7 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
+        self.disarm_handoff(&mut w, id).await?;
         let swap_requests = sqlx::query("DELETE FROM shift_swap_requests WHERE schedule_id = $1")
             .bind(id)
             .execute(&mut *w.tx)
@@ -380,6 +383,7 @@ impl Store {
         .fetch_one(&mut *w.tx)
         .await?;
         let record = schedule_override(&row)?;
+        self.arm_handoff(w, schedule_id, now).await?;
         let mut data = json!({ "override": record });
         if let Some(id) = swap_request_id {
             data["swap_request_id"] = json!(id);
@@ -460,6 +464,7 @@ impl Store {
             StoreError::not_found(format!("override {override_id} of schedule {schedule_id}"))
         })?;
         let old = schedule_override(&row)?;
+        self.arm_handoff(&mut w, schedule_id, now).await?;
         crate::events::delete_audited(
             w,
             "schedule_overrides",

@@ -7,6 +7,7 @@ mod calendar;
 mod contact_methods;
 mod directory;
 mod escalation_policies;
+mod handoffs;
 mod heartbeats;
 mod incidents;
 mod integrations;
@@ -90,6 +91,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(calendar::routes())
         .merge(escalation_policies::routes())
         .merge(contact_methods::routes())
+        .merge(handoffs::routes())
 }
 
 /// Parses a numeric id from a path segment.

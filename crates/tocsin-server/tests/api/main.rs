@@ -13,6 +13,7 @@ mod email;
 mod escalation_engine;
 mod escalation_policies;
 mod grouping;
+mod handoffs;
 mod heartbeats;
 mod ingest;
 mod integrations;
