@@ -511,6 +511,112 @@ async fn two_engines_on_one_postgres_hand_each_request_once(app: TestApp) {
     other.close().await;
 }
 
+/// An alert opens an incident on the service and its on-call is paged at once.
+async fn an_alert_pages_the_services_on_call(app: TestApp) {
+    let s = setup(&app).await;
+    let rec = RecordingDelivery::default();
+    let r = runner(&app.store, &app.clock, &rec);
+    let key = app
+        .post(
+            &format!("/api/v1/services/{}/integration-keys", s.service),
+            json!({ "name": "prometheus" }),
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let t0 = app.clock.now();
+    let sent = app
+        .client
+        .post(format!("{}/v2/enqueue", app.base))
+        .json(&json!({ "routing_key": key.body["secret"], "event_action": "trigger", "dedup_key": "disk",
+                       "payload": { "summary": "Disk full", "source": "db-1", "severity": "critical" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    r.tick().await.unwrap();
+    let [a, _, _] = s.users;
+    assert_eq!(plan(&rec.requests(), t0), vec![(a, "push".to_string(), 0)]);
+    let id = rec.requests()[0].incident_id.unwrap();
+    let tl = app.timeline(id).await;
+    assert_eq!(
+        kinds(&tl, "escalation."),
+        ["escalation.started", "escalation.notified"]
+    );
+    // The alert resolving resolves the incident, which cancels what was pending.
+    let resolved = app
+        .client
+        .post(format!("{}/v2/enqueue", app.base))
+        .json(&json!({ "routing_key": key.body["secret"], "event_action": "resolve", "dedup_key": "disk" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), StatusCode::ACCEPTED);
+    run_until(&app, &[&r], t0 + Duration::hours(2)).await;
+    assert_eq!(rec.requests().len(), 1);
+    let view = app.get(&format!("/api/v1/incidents/{id}/escalation")).await;
+    assert_eq!(view.body["phase"], "resolved");
+}
+
+/// Low urgency uses the low-urgency rules, and waits for the user's working hours.
+async fn low_urgency_waits_for_working_hours(app: TestApp) {
+    let s = setup(&app).await;
+    let [a, b, _] = s.users;
+    let path = format!("/api/v1/users/{a}/notification-rules");
+    let mut setup_a = app.get(&path).await.body;
+    // 2026-01-01 is a Thursday; 00:00 UTC is 01:00 in Berlin.
+    setup_a["working_hours"] = json!({ "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start_time": "09:00", "end_time": "17:00", "time_zone": "Europe/Berlin" });
+    let r = app
+        .call(Method::PUT, &path, Some(&app.admin_token), Some(setup_a))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rec = RecordingDelivery::default();
+    let r = runner(&app.store, &app.clock, &rec);
+    let t0 = app.clock.now();
+    let inc = app
+        .declare(
+            json!({ "title": "slow reports", "service_ids": [s.service], "page": true,
+                         "urgency": "low", "impact": "low" }),
+        )
+        .await;
+    let id = inc["id"].as_i64().unwrap();
+    run_until(&app, &[&r], t0 + Duration::minutes(20)).await;
+    // Bo (no working hours) got his email with level 1; Ada's waits for 09:00 Berlin.
+    assert_eq!(
+        plan(&rec.requests(), t0),
+        vec![(b, "email".to_string(), 10)]
+    );
+    let listed = app
+        .get(&format!("/api/v1/incidents/{id}/notifications"))
+        .await;
+    let ada: Vec<_> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["user_id"] == a)
+        .cloned()
+        .collect();
+    assert_eq!(ada.len(), 1);
+    assert_eq!(ada[0]["status"], "scheduled");
+    assert_eq!(ada[0]["send_at"], "2026-01-01T08:00:00Z");
+    run_until(&app, &[&r], t0 + Duration::hours(9)).await;
+    let handed: Vec<_> = rec
+        .requests()
+        .into_iter()
+        .filter(|h| h.user_id == a)
+        .collect();
+    assert_eq!(
+        handed.len(),
+        2,
+        "both passes' emails, at the start of working hours"
+    );
+    assert!(handed
+        .iter()
+        .all(|h| h.contact_kind == "email"
+            && h.handed_at.to_rfc3339() == "2026-01-01T08:00:00+00:00"));
+}
+
 async fn paging_refuses_what_it_cannot_do(app: TestApp) {
     let svc = app
         .post("/api/v1/services", json!({ "name": "no-policy" }))
@@ -562,6 +668,8 @@ crate::both_backends!(
     escalate_now_moves_to_the_named_level,
     a_restarted_engine_neither_loses_nor_repeats_a_step,
     paging_refuses_what_it_cannot_do,
+    an_alert_pages_the_services_on_call,
+    low_urgency_waits_for_working_hours,
 );
 
 mod two_engines {
