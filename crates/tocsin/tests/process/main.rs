@@ -4,5 +4,6 @@
 mod cli;
 mod compat;
 mod durability;
+mod paging;
 mod postgres;
 mod server;
