@@ -329,8 +329,18 @@ impl Store {
             }
         };
         let from = state.phase;
-        if state.phase == Phase::Running && state.seq == 0 && level == 0 {
-            // Just started at level 0 (never paged before): nothing more to do.
+        if state.phase == Phase::Resolved {
+            // The incident was resolved and reopened: paging starts over from the
+            // same snapshot, its step numbers continuing so no key is reused.
+            let mut fresh = EscalationState::new(state.policy.clone());
+            fresh.seq = state.seq;
+            fresh
+                .start(now)
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            state = fresh;
+        }
+        if state.phase == Phase::Running && state.next_at == Some(now) && state.level == level {
+            // Already due at this level now (just started): nothing more to do.
         } else {
             state.escalate_now(level, now).map_err(|e| match e {
                 EscalationError::NoSuchLevel { .. } => StoreError::from(Invalid::new(
