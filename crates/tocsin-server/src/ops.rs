@@ -81,10 +81,55 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             out.push_str("# HELP tocsin_up Whether the database answered this scrape.\n# TYPE tocsin_up gauge\ntocsin_up 0\n");
         }
     }
+    match state.store.job_stats(state.now()).await {
+        Ok(stats) => job_metrics(&stats, &mut out),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the job table"),
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,
     )
+}
+
+// The job table and the outbox: overdue or failing work means pages are late.
+fn job_metrics(s: &tocsin_store::JobStats, out: &mut String) {
+    let family =
+        |out: &mut String, name: &str, help: &str, pick: fn(&(String, i64, i64, i64)) -> i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for k in &s.kinds {
+                let _ = writeln!(out, "{name}{{kind=\"{}\"}} {}", k.0, pick(k));
+            }
+        };
+    family(
+        out,
+        "tocsin_jobs",
+        "Durable jobs (escalations, handoff notices) by kind.",
+        |k| k.1,
+    );
+    family(
+        out,
+        "tocsin_jobs_overdue",
+        "Jobs due more than a minute ago: the job runners are behind or stuck.",
+        |k| k.2,
+    );
+    family(
+        out,
+        "tocsin_jobs_failing",
+        "Jobs whose last run failed (retried with backoff; see jobs.last_error).",
+        |k| k.3,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_notifications_scheduled Notification requests waiting for their time.\n\
+         # TYPE tocsin_notifications_scheduled gauge\ntocsin_notifications_scheduled {}",
+        s.notifications_scheduled
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_notifications_overdue Scheduled notification requests due more than a minute ago.\n\
+         # TYPE tocsin_notifications_overdue gauge\ntocsin_notifications_overdue {}",
+        s.notifications_overdue
+    );
 }
 
 // What the group-commit alert writer has done: what operators watch in a storm.

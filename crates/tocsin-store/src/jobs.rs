@@ -48,6 +48,17 @@ pub struct JobReport {
     pub error: Option<String>,
 }
 
+/// What the job table and the outbox hold, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct JobStats {
+    /// (kind, jobs, overdue by more than a minute, failing).
+    pub kinds: Vec<(String, i64, i64, i64)>,
+    /// Notification requests waiting for their time.
+    pub notifications_scheduled: i64,
+    /// Of those, due more than a minute ago.
+    pub notifications_overdue: i64,
+}
+
 /// A notification request handed to delivery: the outbox row, now `handed`.
 ///
 /// Delivery must treat `idempotency_key` as the identity of the message: after
@@ -271,6 +282,43 @@ impl Store {
         Ok(match (job, sent) {
             (Some(a), Some(b)) => Some(from_millis(a.min(b))),
             (a, b) => a.or(b).map(from_millis),
+        })
+    }
+
+    /// For `/metrics`: per job kind (kind, jobs, overdue, failing), and the
+    /// notification requests scheduled (all, overdue). Overdue means due more
+    /// than a minute before `now`: the runners are behind or stuck.
+    pub async fn job_stats(&self, now: Timestamp) -> Result<JobStats, StoreError> {
+        let late = to_millis(now - Duration::minutes(1));
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n, COUNT(CASE WHEN run_at < $1 THEN 1 END) AS overdue, \
+             COUNT(CASE WHEN attempts > 0 THEN 1 END) AS failing FROM jobs GROUP BY kind ORDER BY kind",
+        )
+        .bind(late)
+        .fetch_all(&self.pool)
+        .await?;
+        let kinds = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("kind")?,
+                    r.try_get("n")?,
+                    r.try_get("overdue")?,
+                    r.try_get("failing")?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(CASE WHEN send_at < $1 THEN 1 END) AS overdue \
+             FROM notification_requests WHERE status = 'scheduled'",
+        )
+        .bind(late)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(JobStats {
+            kinds,
+            notifications_scheduled: row.try_get("n")?,
+            notifications_overdue: row.try_get("overdue")?,
         })
     }
 

@@ -49,7 +49,7 @@ pub use handoffs::{HandoffSettings, MAX_REMINDER_MINUTES};
 pub use heartbeats::{HeartbeatChanges, Ping};
 pub use incidents::{IncidentFilter, IncidentPage, IncidentSort};
 pub use integrations::IntegrationChanges;
-pub use jobs::{HandedNotification, JobReport};
+pub use jobs::{HandedNotification, JobReport, JobStats};
 pub use notes::{NewAttachment, NewNote};
 pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};

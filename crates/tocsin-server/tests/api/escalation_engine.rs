@@ -360,6 +360,32 @@ async fn resolving_cancels_everything_pending(app: TestApp) {
     let id = page(&app, &s, "resolve me").await;
     run_until(&app, &[&r], t0 + Duration::minutes(11)).await;
     assert_eq!(rec.requests().len(), 4); // Ada's three, Bo's push
+                                         // /metrics shows the work waiting, and work left behind when nobody runs it.
+    let metrics = |app: &TestApp| {
+        let (client, url) = (app.client.clone(), format!("{}/metrics", app.base));
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let text = metrics(&app).await;
+    assert!(
+        text.contains("tocsin_jobs{kind=\"escalation\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("tocsin_notifications_scheduled 2"), "{text}");
+    assert!(text.contains("tocsin_notifications_overdue 0"), "{text}");
+    app.clock.set(t0 + Duration::minutes(20));
+    let text = metrics(&app).await;
+    assert!(text.contains("tocsin_notifications_overdue 2"), "{text}");
+    assert!(
+        text.contains("tocsin_jobs_overdue{kind=\"escalation\"} 0"),
+        "{text}"
+    );
+    app.clock.set(t0 + Duration::minutes(27));
+    let text = metrics(&app).await;
+    assert!(
+        text.contains("tocsin_jobs_overdue{kind=\"escalation\"} 1"),
+        "{text}"
+    );
+    app.clock.set(t0 + Duration::minutes(11));
     let moved = app.move_to(id, "resolved").await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     run_until(&app, &[&r], t0 + Duration::hours(3)).await;
