@@ -718,11 +718,62 @@ crate::both_backends!(
     low_urgency_waits_for_working_hours,
 );
 
+/// A runner on another node (another store on the same PostgreSQL), asleep with
+/// nothing due, is woken by the NOTIFY of the transaction that pages: it hands
+/// the first notification at once rather than after its 30-second sleep.
+async fn another_nodes_runner_is_woken_by_notify(app: TestApp) {
+    let s = setup(&app).await;
+    let other = Store::connect(
+        &app.db_url,
+        &StoreOptions {
+            max_connections: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let rec = RecordingDelivery::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(runner(&other, &app.clock, &rec).run(stopped));
+    // Let it start, find nothing due, listen and go to sleep.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .store
+        .next_work_due()
+        .await
+        .unwrap()
+        .is_some_and(|t| t <= app.clock.now())
+    {
+        assert!(std::time::Instant::now() < deadline, "runner did not start");
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let handed = rec.notify.notified();
+    let t = std::time::Instant::now();
+    page(&app, &s, "wake up").await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), handed)
+        .await
+        .expect("the other node's runner was not woken");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(rec.requests().len(), 1);
+    let _ = stop.send(true);
+    running.await.unwrap();
+    other.close().await;
+}
+
 mod two_engines {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         match crate::support::spawn_app(super::Db::Postgres).await {
             Some(app) => super::two_engines_on_one_postgres_hand_each_request_once(app).await,
+            None => eprintln!("skipped: TOCSIN_TEST_POSTGRES_URL is not set"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notify_wakes_another_node() {
+        match crate::support::spawn_app(super::Db::Postgres).await {
+            Some(app) => super::another_nodes_runner_is_woken_by_notify(app).await,
             None => eprintln!("skipped: TOCSIN_TEST_POSTGRES_URL is not set"),
         }
     }
