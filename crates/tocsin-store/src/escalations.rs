@@ -329,6 +329,12 @@ impl Store {
             }
         };
         let from = state.phase;
+        if state.phase == Phase::Resolved {
+            // Reopened since it was resolved (a resolved incident was refused
+            // above): paging stopped with the resolution and starts again by
+            // hand. The step count goes on, so no idempotency key repeats.
+            state.phase = Phase::Acknowledged;
+        }
         if state.phase == Phase::Running && state.seq == 0 && level == 0 {
             // Just started at level 0 (never paged before): nothing more to do.
         } else {
