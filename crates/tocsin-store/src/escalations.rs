@@ -222,8 +222,10 @@ impl Store {
     }
 
     /// The escalation follows the incident's status: leaving `triggered` for an
-    /// open status acknowledges it, resolving or closing cancels it; either way
-    /// notifications not yet handed to delivery are cancelled.
+    /// open status acknowledges it (as does any other move between open
+    /// statuses, which stops a page escalated by hand after an acknowledgement),
+    /// resolving or closing cancels it; either way notifications not yet handed
+    /// to delivery are cancelled.
     pub(crate) async fn escalation_follows_status(
         &self,
         w: &mut WriteTx,
@@ -234,7 +236,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let resolve = !to.is_open();
-        let acknowledge = from == Status::Triggered && to != Status::Triggered;
+        let acknowledge = from != to && to != Status::Triggered;
         if !resolve && !acknowledge {
             return Ok(());
         }
