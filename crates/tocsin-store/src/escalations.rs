@@ -165,14 +165,16 @@ impl Store {
         let Some((service_id, policy_id)) = found else {
             return Ok(false);
         };
-        let stored = self.escalation_policy(policy_id).await?;
+        // Read in this transaction: it holds a connection, and waiting for a
+        // second one from the pool starves it when every connection is held.
+        let stored = self.escalation_policy_in(w, policy_id).await?;
         let policy = stored.policy();
         let hands_off = policy
             .levels
             .iter()
             .any(|l| l.targets.iter().any(|t| matches!(t, Target::Policy(_))));
         let others: HashMap<i64, EscalationPolicy> = if hands_off {
-            self.escalation_policies()
+            self.escalation_policies_in(w)
                 .await?
                 .into_iter()
                 .map(|p| (p.id, p.policy()))
@@ -538,7 +540,7 @@ impl Store {
         urgency: Urgency,
         now: Timestamp,
     ) -> Result<Vec<HandedNotification>, StoreError> {
-        let resolver = self.preload(policy, step).await?;
+        let resolver = self.preload(w, policy, step).await?;
         let who = resolve_step(policy, inc.id, step, urgency, &resolver, &BTreeMap::new());
         let people = self.user_notifications(w, &who.users).await?;
         let res = resolve_step(policy, inc.id, step, urgency, &resolver, &people);
@@ -602,9 +604,11 @@ impl Store {
         Ok(handed)
     }
 
-    // Who each schedule target has on call at the step's time, and each team's members.
+    // Who each schedule target has on call at the step's time, and each team's
+    // members, read in the job's transaction.
     async fn preload(
         &self,
+        w: &mut WriteTx,
         policy: &EscalationPolicy,
         step: &DueStep,
     ) -> Result<Preloaded, StoreError> {
@@ -615,11 +619,12 @@ impl Store {
         for target in &level.targets {
             match *target {
                 Target::Schedule(id) if !out.on_call.contains_key(&id) => {
-                    let users = match self.schedule(id).await {
+                    let users = match self.schedule_in(w, id).await {
                         Ok(s) => match s.schedule() {
                             Ok(parsed) => {
                                 let overrides: Vec<_> = self
-                                    .overrides(
+                                    .overrides_in(
+                                        w,
                                         id,
                                         step.at - Duration::minutes(1),
                                         step.at + Duration::minutes(1),
@@ -643,11 +648,13 @@ impl Store {
                     out.on_call.insert(id, users);
                 }
                 Target::Team(id) if !out.teams.contains_key(&id) => {
-                    let members = match self.team(id).await {
-                        Ok(t) => t.member_ids,
-                        Err(StoreError::NotFound { .. }) => Vec::new(),
-                        Err(e) => return Err(e),
-                    };
+                    // A deleted team has no members left.
+                    let members: Vec<i64> = sqlx::query_scalar(
+                        "SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *w.tx)
+                    .await?;
                     out.teams.insert(id, members);
                 }
                 _ => {}

@@ -73,7 +73,49 @@ async fn a_re_escalated_acknowledged_incident_can_be_stopped(app: TestApp) {
     assert_eq!(kinds(&tl, "escalation.acknowledged").len(), 2);
 }
 
+/// As many paged declarations at once as the pool has connections: each waits
+/// for the incident counter holding a connection, so the one holding the
+/// counter must find everything it reads inside its own transaction. Reading
+/// the escalation policy on another pooled connection waited out the pool's
+/// acquire timeout and failed the request (PostgreSQL; SQLite writers queue
+/// before taking a connection).
+async fn paged_declarations_at_once_do_not_starve_the_pool(app: TestApp) {
+    let s = setup(&app).await;
+    let started = std::time::Instant::now();
+    let (client, base, token) = (
+        app.client.clone(),
+        app.base.clone(),
+        app.admin_token.clone(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        let service = s.service;
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/api/v1/incidents"))
+                .bearer_auth(&token)
+                .json(&json!({ "title": format!("storm {i}"), "service_ids": [service], "page": true }))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 crate::both_backends!(
     a_reopened_incident_can_be_escalated,
     a_re_escalated_acknowledged_incident_can_be_stopped,
+    paged_declarations_at_once_do_not_starve_the_pool,
 );
