@@ -307,13 +307,16 @@ impl Store {
             ));
         }
         // The job row before the escalation row: the order the job runner takes them in.
+        // The payload names the step escalated by hand, for its timeline entry.
+        let payload = json!({ "incident_id": incident_id,
+                              "escalated": { "level": level, "at": to_millis(now) } });
         jobs::schedule(
             &mut w,
             self.backend,
             "escalation",
             &job_key(incident_id),
             now,
-            &json!({ "incident_id": incident_id }),
+            &payload,
             now,
         )
         .await?;
@@ -327,6 +330,17 @@ impl Store {
                     )
                     .into());
                 }
+                // Starting scheduled the job again, without the payload's step.
+                jobs::schedule(
+                    &mut w,
+                    self.backend,
+                    "escalation",
+                    &job_key(incident_id),
+                    now,
+                    &payload,
+                    now,
+                )
+                .await?;
                 self.lock_escalation(&mut w, incident_id)
                     .await?
                     .ok_or_else(|| StoreError::Config("escalation vanished".into()))?
@@ -477,10 +491,18 @@ impl Store {
         payload: &str,
         now: Timestamp,
     ) -> Result<(Option<Timestamp>, Vec<HandedNotification>), StoreError> {
-        let incident_id = serde_json::from_str::<serde_json::Value>(payload)
-            .ok()
+        let payload_json = serde_json::from_str::<serde_json::Value>(payload).ok();
+        let incident_id = payload_json
+            .as_ref()
             .and_then(|v| v["incident_id"].as_i64())
             .ok_or_else(|| StoreError::Config(format!("escalation job payload `{payload}`")))?;
+        // The step "escalate now" made due, if it did: (level, instant).
+        let by_hand = payload_json.as_ref().and_then(|v| {
+            Some((
+                v["escalated"]["level"].as_u64()? as usize,
+                v["escalated"]["at"].as_i64()?,
+            ))
+        });
         let row = sqlx::query(&format!(
             "SELECT urgency, state FROM escalations WHERE incident_id = $1{}",
             self.for_update()
@@ -506,8 +528,9 @@ impl Store {
                 .await?;
             let inc = crate::incidents::parse_doc(doc, incident_id)?;
             for step in &steps {
+                let manual = by_hand == Some((step.level, to_millis(step.at)));
                 handed.extend(
-                    self.notify_step(w, &inc, &state.policy, step, urgency, now)
+                    self.notify_step(w, &inc, &state.policy, step, urgency, manual, now)
                         .await?,
                 );
             }
@@ -530,7 +553,9 @@ impl Store {
     }
 
     // One due step: who it reaches, their requests into the outbox (handed at
-    // once when due), and a timeline entry saying who, how and why.
+    // once when due), and a timeline entry saying who, how and why (`by_hand`:
+    // the step "escalate now" made due).
+    #[allow(clippy::too_many_arguments)]
     async fn notify_step(
         &self,
         w: &mut WriteTx,
@@ -538,6 +563,7 @@ impl Store {
         policy: &EscalationPolicy,
         step: &DueStep,
         urgency: Urgency,
+        by_hand: bool,
         now: Timestamp,
     ) -> Result<Vec<HandedNotification>, StoreError> {
         let resolver = self.preload(w, policy, step).await?;
@@ -596,6 +622,7 @@ impl Store {
                 "users": res.users, "empty_targets": res.empty_targets,
                 "unreachable_users": res.unreachable_users, "notifications": sent,
                 "reason": if step.seq == 0 { "incident triggered".to_string() }
+                          else if by_hand { "escalated by hand".to_string() }
                           else if step.level == 0 { format!("pass {} of the policy", step.round + 1) }
                           else { format!("level {} was not acknowledged in time", step.level - 1) },
             }),

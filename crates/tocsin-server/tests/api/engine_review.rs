@@ -114,8 +114,50 @@ async fn paged_declarations_at_once_do_not_starve_the_pool(app: TestApp) {
     );
 }
 
+/// The timeline says why each level was notified: a level reached by
+/// "escalate now" was escalated by hand, not left unacknowledged by the level
+/// before it; the levels after it follow on as usual.
+async fn the_timeline_says_a_level_was_escalated_by_hand(app: TestApp) {
+    let s = setup(&app).await;
+    let rec = RecordingDelivery::default();
+    let r = runner(&app.store, &app.clock, &rec);
+    let t0 = app.clock.now();
+    let id = page(&app, &s, "why was I paged").await;
+    run_until(&app, &[&r], t0 + Duration::minutes(1)).await;
+    let e = app
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            json!({ "level": 2 }),
+        )
+        .await;
+    assert_eq!(e.status, StatusCode::OK, "{}", e.body);
+    // Level 2 at minute 1, then level 0 of the next pass at minute 6.
+    run_until(&app, &[&r], t0 + Duration::minutes(7)).await;
+    let reasons: Vec<(i64, String)> = app
+        .timeline(id)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "escalation.notified")
+        .map(|e| {
+            (
+                e["data"]["level"].as_i64().unwrap(),
+                e["data"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (0, "incident triggered".to_string()),
+            (2, "escalated by hand".to_string()),
+            (0, "pass 2 of the policy".to_string()),
+        ]
+    );
+}
+
 crate::both_backends!(
     a_reopened_incident_can_be_escalated,
     a_re_escalated_acknowledged_incident_can_be_stopped,
     paged_declarations_at_once_do_not_starve_the_pool,
+    the_timeline_says_a_level_was_escalated_by_hand,
 );
