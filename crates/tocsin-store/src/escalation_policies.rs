@@ -217,6 +217,36 @@ impl Store {
         rows.iter().map(policy_row).collect()
     }
 
+    /// One escalation policy, read inside the caller's transaction: a writer
+    /// holding a connection must not wait for a second one from the pool.
+    pub(crate) async fn escalation_policy_in(
+        &self,
+        w: &mut WriteTx,
+        id: i64,
+    ) -> Result<StoredPolicy, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM escalation_policies WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("escalation policy {id}")))?;
+        policy_row(&row)
+    }
+
+    /// All escalation policies, read inside the caller's transaction.
+    pub(crate) async fn escalation_policies_in(
+        &self,
+        w: &mut WriteTx,
+    ) -> Result<Vec<StoredPolicy>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM escalation_policies ORDER BY name, id"
+        ))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        rows.iter().map(policy_row).collect()
+    }
+
     async fn lock_policy(&self, w: &mut WriteTx, id: i64) -> Result<StoredPolicy, StoreError> {
         let row = self
             .lock_row_by_id(w, COLUMNS, "escalation_policies", id, "escalation policy")

@@ -165,14 +165,16 @@ impl Store {
         let Some((service_id, policy_id)) = found else {
             return Ok(false);
         };
-        let stored = self.escalation_policy(policy_id).await?;
+        // Read in this transaction: it holds a connection, and waiting for a
+        // second one from the pool starves it when every connection is held.
+        let stored = self.escalation_policy_in(w, policy_id).await?;
         let policy = stored.policy();
         let hands_off = policy
             .levels
             .iter()
             .any(|l| l.targets.iter().any(|t| matches!(t, Target::Policy(_))));
         let others: HashMap<i64, EscalationPolicy> = if hands_off {
-            self.escalation_policies()
+            self.escalation_policies_in(w)
                 .await?
                 .into_iter()
                 .map(|p| (p.id, p.policy()))
@@ -222,8 +224,10 @@ impl Store {
     }
 
     /// The escalation follows the incident's status: leaving `triggered` for an
-    /// open status acknowledges it, resolving or closing cancels it; either way
-    /// notifications not yet handed to delivery are cancelled.
+    /// open status acknowledges it (as does any other move between open
+    /// statuses, which stops a page escalated by hand after an acknowledgement),
+    /// resolving or closing cancels it; either way notifications not yet handed
+    /// to delivery are cancelled.
     pub(crate) async fn escalation_follows_status(
         &self,
         w: &mut WriteTx,
@@ -234,7 +238,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let resolve = !to.is_open();
-        let acknowledge = from == Status::Triggered && to != Status::Triggered;
+        let acknowledge = from != to && to != Status::Triggered;
         if !resolve && !acknowledge {
             return Ok(());
         }
@@ -303,13 +307,16 @@ impl Store {
             ));
         }
         // The job row before the escalation row: the order the job runner takes them in.
+        // The payload names the step escalated by hand, for its timeline entry.
+        let payload = json!({ "incident_id": incident_id,
+                              "escalated": { "level": level, "at": to_millis(now) } });
         jobs::schedule(
             &mut w,
             self.backend,
             "escalation",
             &job_key(incident_id),
             now,
-            &json!({ "incident_id": incident_id }),
+            &payload,
             now,
         )
         .await?;
@@ -323,6 +330,17 @@ impl Store {
                     )
                     .into());
                 }
+                // Starting scheduled the job again, without the payload's step.
+                jobs::schedule(
+                    &mut w,
+                    self.backend,
+                    "escalation",
+                    &job_key(incident_id),
+                    now,
+                    &payload,
+                    now,
+                )
+                .await?;
                 self.lock_escalation(&mut w, incident_id)
                     .await?
                     .ok_or_else(|| StoreError::Config("escalation vanished".into()))?
@@ -330,17 +348,13 @@ impl Store {
         };
         let from = state.phase;
         if state.phase == Phase::Resolved {
-            // The incident was resolved and reopened: paging starts over from the
-            // same snapshot, its step numbers continuing so no key is reused.
-            let mut fresh = EscalationState::new(state.policy.clone());
-            fresh.seq = state.seq;
-            fresh
-                .start(now)
-                .map_err(|e| StoreError::Config(e.to_string()))?;
-            state = fresh;
+            // Reopened since it was resolved (a resolved incident was refused
+            // above): paging stopped with the resolution and starts again by
+            // hand. The step count goes on, so no idempotency key repeats.
+            state.phase = Phase::Acknowledged;
         }
-        if state.phase == Phase::Running && state.next_at == Some(now) && state.level == level {
-            // Already due at this level now (just started): nothing more to do.
+        if state.phase == Phase::Running && state.seq == 0 && level == 0 {
+            // Just started at level 0 (never paged before): nothing more to do.
         } else {
             state.escalate_now(level, now).map_err(|e| match e {
                 EscalationError::NoSuchLevel { .. } => StoreError::from(Invalid::new(
@@ -477,10 +491,18 @@ impl Store {
         payload: &str,
         now: Timestamp,
     ) -> Result<(Option<Timestamp>, Vec<HandedNotification>), StoreError> {
-        let incident_id = serde_json::from_str::<serde_json::Value>(payload)
-            .ok()
+        let payload_json = serde_json::from_str::<serde_json::Value>(payload).ok();
+        let incident_id = payload_json
+            .as_ref()
             .and_then(|v| v["incident_id"].as_i64())
             .ok_or_else(|| StoreError::Config(format!("escalation job payload `{payload}`")))?;
+        // The step "escalate now" made due, if it did: (level, instant).
+        let by_hand = payload_json.as_ref().and_then(|v| {
+            Some((
+                v["escalated"]["level"].as_u64()? as usize,
+                v["escalated"]["at"].as_i64()?,
+            ))
+        });
         let row = sqlx::query(&format!(
             "SELECT urgency, state FROM escalations WHERE incident_id = $1{}",
             self.for_update()
@@ -506,8 +528,9 @@ impl Store {
                 .await?;
             let inc = crate::incidents::parse_doc(doc, incident_id)?;
             for step in &steps {
+                let manual = by_hand == Some((step.level, to_millis(step.at)));
                 handed.extend(
-                    self.notify_step(w, &inc, &state.policy, step, urgency, now)
+                    self.notify_step(w, &inc, &state.policy, step, urgency, manual, now)
                         .await?,
                 );
             }
@@ -530,7 +553,9 @@ impl Store {
     }
 
     // One due step: who it reaches, their requests into the outbox (handed at
-    // once when due), and a timeline entry saying who, how and why.
+    // once when due), and a timeline entry saying who, how and why (`by_hand`:
+    // the step "escalate now" made due).
+    #[allow(clippy::too_many_arguments)]
     async fn notify_step(
         &self,
         w: &mut WriteTx,
@@ -538,9 +563,10 @@ impl Store {
         policy: &EscalationPolicy,
         step: &DueStep,
         urgency: Urgency,
+        by_hand: bool,
         now: Timestamp,
     ) -> Result<Vec<HandedNotification>, StoreError> {
-        let resolver = self.preload(policy, step).await?;
+        let resolver = self.preload(w, policy, step).await?;
         let who = resolve_step(policy, inc.id, step, urgency, &resolver, &BTreeMap::new());
         let people = self.user_notifications(w, &who.users).await?;
         let res = resolve_step(policy, inc.id, step, urgency, &resolver, &people);
@@ -596,6 +622,7 @@ impl Store {
                 "users": res.users, "empty_targets": res.empty_targets,
                 "unreachable_users": res.unreachable_users, "notifications": sent,
                 "reason": if step.seq == 0 { "incident triggered".to_string() }
+                          else if by_hand { "escalated by hand".to_string() }
                           else if step.level == 0 { format!("pass {} of the policy", step.round + 1) }
                           else { format!("level {} was not acknowledged in time", step.level - 1) },
             }),
@@ -604,9 +631,11 @@ impl Store {
         Ok(handed)
     }
 
-    // Who each schedule target has on call at the step's time, and each team's members.
+    // Who each schedule target has on call at the step's time, and each team's
+    // members, read in the job's transaction.
     async fn preload(
         &self,
+        w: &mut WriteTx,
         policy: &EscalationPolicy,
         step: &DueStep,
     ) -> Result<Preloaded, StoreError> {
@@ -617,11 +646,12 @@ impl Store {
         for target in &level.targets {
             match *target {
                 Target::Schedule(id) if !out.on_call.contains_key(&id) => {
-                    let users = match self.schedule(id).await {
+                    let users = match self.schedule_in(w, id).await {
                         Ok(s) => match s.schedule() {
                             Ok(parsed) => {
                                 let overrides: Vec<_> = self
-                                    .overrides(
+                                    .overrides_in(
+                                        w,
                                         id,
                                         step.at - Duration::minutes(1),
                                         step.at + Duration::minutes(1),
@@ -645,11 +675,13 @@ impl Store {
                     out.on_call.insert(id, users);
                 }
                 Target::Team(id) if !out.teams.contains_key(&id) => {
-                    let members = match self.team(id).await {
-                        Ok(t) => t.member_ids,
-                        Err(StoreError::NotFound { .. }) => Vec::new(),
-                        Err(e) => return Err(e),
-                    };
+                    // A deleted team has no members left.
+                    let members: Vec<i64> = sqlx::query_scalar(
+                        "SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *w.tx)
+                    .await?;
                     out.teams.insert(id, members);
                 }
                 _ => {}

@@ -209,6 +209,21 @@ impl Store {
         schedule(&row)
     }
 
+    /// One schedule, read inside the caller's transaction (no second pooled
+    /// connection while this one is held).
+    pub(crate) async fn schedule_in(
+        &self,
+        w: &mut WriteTx,
+        id: i64,
+    ) -> Result<StoredSchedule, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("schedule {id}")))?;
+        schedule(&row)
+    }
+
     /// All schedules, by name.
     pub async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
         let rows = sqlx::query(&format!(

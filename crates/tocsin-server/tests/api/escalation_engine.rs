@@ -22,10 +22,10 @@ use crate::support::{Db, TestApp};
 /// minutes, voice after 5; low urgency: email at once.
 const HIGH_RULES: [(&str, i64); 3] = [("push", 0), ("sms", 2), ("voice", 5)];
 
-struct Setup {
-    users: [i64; 3],
-    service: i64,
-    policy: i64,
+pub(crate) struct Setup {
+    pub(crate) users: [i64; 3],
+    pub(crate) service: i64,
+    pub(crate) policy: i64,
 }
 
 async fn user(app: &TestApp, name: &str) -> i64 {
@@ -73,7 +73,7 @@ async fn give_rules(app: &TestApp, user: i64) {
 /// Ada (level 0, 10 min), the primary schedule — Bo on call (level 1, 15 min),
 /// team SRE — Cy (level 2, 5 min), repeated once: levels at 0, 10, 25, 30, 40,
 /// 55 minutes, exhausted at 60.
-async fn setup(app: &TestApp) -> Setup {
+pub(crate) async fn setup(app: &TestApp) -> Setup {
     let a = user(app, "Ada").await;
     let b = user(app, "Bo").await;
     let c = user(app, "Cy").await;
@@ -134,14 +134,14 @@ async fn setup(app: &TestApp) -> Setup {
     }
 }
 
-async fn page(app: &TestApp, s: &Setup, title: &str) -> i64 {
+pub(crate) async fn page(app: &TestApp, s: &Setup, title: &str) -> i64 {
     let inc = app
         .declare(json!({ "title": title, "service_ids": [s.service], "page": true }))
         .await;
     inc["id"].as_i64().unwrap()
 }
 
-fn runner(store: &Store, clock: &FakeClock, rec: &RecordingDelivery) -> Runner {
+pub(crate) fn runner(store: &Store, clock: &FakeClock, rec: &RecordingDelivery) -> Runner {
     Runner::new(
         store.clone(),
         Arc::new(clock.clone()),
@@ -150,7 +150,7 @@ fn runner(store: &Store, clock: &FakeClock, rec: &RecordingDelivery) -> Runner {
 }
 
 /// Ticks at every instant something falls due up to `end`, then at `end`.
-async fn run_until(app: &TestApp, runners: &[&Runner], end: DateTime<Utc>) {
+pub(crate) async fn run_until(app: &TestApp, runners: &[&Runner], end: DateTime<Utc>) {
     loop {
         let ticks = runners.iter().map(|r| r.tick());
         for t in futures_join_all(ticks).await {
@@ -187,7 +187,7 @@ async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -
 }
 
 /// (user, kind, minutes after `t0`) of each handed request.
-fn plan(handed: &[HandedNotification], t0: DateTime<Utc>) -> Vec<(i64, String, i64)> {
+pub(crate) fn plan(handed: &[HandedNotification], t0: DateTime<Utc>) -> Vec<(i64, String, i64)> {
     let mut out: Vec<_> = handed
         .iter()
         .map(|h| {
@@ -220,12 +220,12 @@ fn expected(s: &Setup, stop: i64) -> Vec<(i64, String, i64)> {
     out
 }
 
-fn unique_keys(handed: &[HandedNotification]) {
+pub(crate) fn unique_keys(handed: &[HandedNotification]) {
     let keys: BTreeSet<_> = handed.iter().map(|h| &h.idempotency_key).collect();
     assert_eq!(keys.len(), handed.len(), "a request was handed twice");
 }
 
-fn kinds(timeline: &[Value], prefix: &str) -> Vec<String> {
+pub(crate) fn kinds(timeline: &[Value], prefix: &str) -> Vec<String> {
     timeline
         .iter()
         .filter_map(|e| e["kind"].as_str())
@@ -294,7 +294,7 @@ async fn full_escalation_runs_every_level_and_pass_then_exhausts(app: TestApp) {
     assert_eq!(rec.requests().len(), 18);
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, table: &str) -> i64 {
     app.counts()
         .await
         .into_iter()

@@ -10,6 +10,7 @@ mod calendar;
 mod concurrency;
 mod contact_methods;
 mod email;
+mod engine_review;
 mod escalation_engine;
 mod escalation_policies;
 mod grouping;
