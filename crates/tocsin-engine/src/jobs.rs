@@ -19,6 +19,8 @@ use crate::delivery::Delivery;
 /// Longest sleep: bounds how late a job scheduled by another node is noticed
 /// should its NOTIFY be lost.
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Shortest pause after a tick that found nothing it could claim.
+const IDLE_RECHECK: Duration = Duration::from_millis(50);
 /// Notification requests handed per transaction.
 const HAND_BATCH: i64 = 200;
 
@@ -95,7 +97,15 @@ impl Runner {
                 return;
             }
             let pause = match self.tick().await {
-                Ok(_) => match self.store.next_work_due().await {
+                Ok(tick) => match self.store.next_work_due().await {
+                    // Due work this tick could not claim is another node's for the
+                    // moment: look again shortly rather than spin on it.
+                    Ok(next) if tick == Tick::default() => {
+                        match sleep_for(self.clock.now(), next) {
+                            p if p.is_zero() => IDLE_RECHECK,
+                            p => p,
+                        }
+                    }
                     Ok(next) => sleep_for(self.clock.now(), next),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read when the next job is due");

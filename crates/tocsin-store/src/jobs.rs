@@ -220,11 +220,14 @@ impl Store {
             .min(MAX_BACKOFF_SECS);
         let mut w = self.write().await?;
         sqlx::query(
-            "UPDATE jobs SET attempts = attempts + 1, last_error = $1, run_at = $2 WHERE id = $3",
+            "UPDATE jobs SET attempts = attempts + 1, last_error = $1, run_at = $2 \
+             WHERE id = $3 AND run_at <= $4",
         )
         .bind(error.chars().take(2000).collect::<String>())
         .bind(to_millis(now + Duration::seconds(backoff)))
         .bind(job.id)
+        // Moved on since (run by another node, or escalated now): not pushed back.
+        .bind(to_millis(now))
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
@@ -249,8 +252,26 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
+            // A request waits minutes: it goes to the contact method's address as it
+            // is now, and not at all to a method deleted or a user deactivated since.
+            let gone = sqlx::query(
+                "UPDATE notification_requests SET status = 'cancelled', cancelled_at = $1 \
+                 WHERE id = $2 AND status = 'scheduled' AND (\
+                   NOT EXISTS (SELECT 1 FROM contact_methods c WHERE c.id = notification_requests.contact_method_id) \
+                   OR EXISTS (SELECT 1 FROM users u WHERE u.id = notification_requests.user_id AND u.active = 0))",
+            )
+            .bind(to_millis(now))
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if gone > 0 {
+                continue;
+            }
             let row = sqlx::query(&format!(
-                "UPDATE notification_requests SET status = 'handed', handed_at = $1 \
+                "UPDATE notification_requests SET status = 'handed', handed_at = $1, \
+                 address = COALESCE((SELECT c.address FROM contact_methods c \
+                   WHERE c.id = notification_requests.contact_method_id), address) \
                  WHERE id = $2 AND status = 'scheduled' RETURNING {OUTBOX_COLUMNS}"
             ))
             .bind(to_millis(now))
@@ -261,11 +282,7 @@ impl Store {
                 out.push(HandedNotification::from_row(&row)?);
             }
         }
-        if out.is_empty() {
-            w.rollback().await?;
-        } else {
-            w.commit().await?;
-        }
+        w.commit().await?;
         Ok(out)
     }
 
@@ -346,6 +363,8 @@ impl Store {
                         if let Err(e) = listener.listen(JOBS_CHANNEL).await {
                             tracing::warn!(error = %e, "cannot LISTEN for jobs");
                         } else {
+                            // Whatever was notified while not listening: look again.
+                            wake.notify_one();
                             loop {
                                 match listener.try_recv().await {
                                     Ok(Some(_)) => wake.notify_one(),

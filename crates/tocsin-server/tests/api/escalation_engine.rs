@@ -663,6 +663,86 @@ async fn low_urgency_waits_for_working_hours(app: TestApp) {
             && h.handed_at.to_rfc3339() == "2026-01-01T08:00:00+00:00"));
 }
 
+/// A request waits minutes for its time: it goes to the address as it is then,
+/// and not at all to a contact method deleted meanwhile.
+async fn waiting_requests_follow_address_changes_and_deletions(app: TestApp) {
+    let s = setup(&app).await;
+    let [a, _, c] = s.users;
+    let rec = RecordingDelivery::default();
+    let r = runner(&app.store, &app.clock, &rec);
+    let t0 = app.clock.now();
+    page(&app, &s, "moving numbers").await;
+    run_until(&app, &[&r], t0 + Duration::minutes(1)).await;
+    let methods = app.get(&format!("/api/v1/users/{a}/contact-methods")).await;
+    let sms = methods
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "sms")
+        .unwrap()["id"]
+        .clone();
+    let changed = app
+        .patch(
+            &format!("/api/v1/users/{a}/contact-methods/{sms}"),
+            json!({ "address": "+15550009999" }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    run_until(&app, &[&r], t0 + Duration::minutes(26)).await;
+    let ada_sms: Vec<_> = rec
+        .requests()
+        .into_iter()
+        .filter(|h| h.user_id == a && h.contact_kind == "sms")
+        .collect();
+    assert_eq!(ada_sms[0].address, "+15550009999");
+    // Cy (paged at minute 25) drops SMS from his rules and deletes the number
+    // before his SMS at 27 is due: it is not sent.
+    let rules_path = format!("/api/v1/users/{c}/notification-rules");
+    let mut rules = app.get(&rules_path).await.body;
+    let cy_methods = app
+        .get(&format!("/api/v1/users/{c}/contact-methods"))
+        .await
+        .body;
+    let cy_sms = cy_methods
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "sms")
+        .unwrap()["id"]
+        .clone();
+    rules["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["contact_method_id"] != cy_sms);
+    let put = app
+        .call(
+            Method::PUT,
+            &rules_path,
+            Some(&app.admin_token),
+            Some(rules),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let del = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{c}/contact-methods/{cy_sms}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert!(del.status.is_success(), "{}", del.body);
+    run_until(&app, &[&r], t0 + Duration::minutes(29)).await;
+    let cy: Vec<_> = rec
+        .requests()
+        .into_iter()
+        .filter(|h| h.user_id == c)
+        .map(|h| h.contact_kind)
+        .collect();
+    assert_eq!(cy, ["push"]);
+}
+
 async fn paging_refuses_what_it_cannot_do(app: TestApp) {
     let svc = app
         .post("/api/v1/services", json!({ "name": "no-policy" }))
@@ -716,6 +796,7 @@ crate::both_backends!(
     paging_refuses_what_it_cannot_do,
     an_alert_pages_the_services_on_call,
     low_urgency_waits_for_working_hours,
+    waiting_requests_follow_address_changes_and_deletions,
 );
 
 /// A runner on another node (another store on the same PostgreSQL), asleep with
