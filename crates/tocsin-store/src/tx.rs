@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 use tocsin_core::grouping::CompiledRules;
 use tocsin_core::matcher::Matcher;
 use tocsin_core::silence::FlappingRule;
@@ -13,13 +13,53 @@ use crate::{Backend, Store, StoreError};
 
 /// A write transaction; dropping it without `commit` rolls back.
 pub(crate) struct WriteTx {
-    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) tx: TxSlot,
     /// What a transaction reads again and again (silences, windows, rules), read once.
     pub(crate) cache: TxCache,
     /// Set when the transaction schedules a job: committing wakes this node's job runner.
     pub(crate) wake_jobs: bool,
     jobs_wake: Arc<tokio::sync::Notify>,
     _guard: Option<OwnedMutexGuard<()>>,
+}
+
+/// The open transaction; `&mut *w.tx` is its connection. Taken out by `commit`
+/// and `rollback`; still there when the `WriteTx` is dropped unfinished.
+pub(crate) struct TxSlot(Option<Transaction<'static, Any>>);
+
+impl std::ops::Deref for TxSlot {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        self.0.as_deref().expect("transaction already finished")
+    }
+}
+
+impl std::ops::DerefMut for TxSlot {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.0.as_deref_mut().expect("transaction already finished")
+    }
+}
+
+/// Dropped unfinished — an error returned early, or the future cancelled (a client
+/// hanging up, shutdown): the rollback runs now, on its own task, and the SQLite
+/// write lock is held until it has. Left to sqlx, the rollback would wait until the
+/// connection is next used, and that next user would find the connection still
+/// inside this transaction.
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.0.take() else { return };
+        let guard = self._guard.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = tx.rollback().await {
+                        tracing::warn!(error = %e, "rolling back an abandoned transaction failed");
+                    }
+                    drop(guard);
+                });
+            }
+            Err(_) => drop((tx, guard)),
+        }
+    }
 }
 
 /// Configuration read inside one write transaction, kept for its duration: a batch
@@ -47,8 +87,10 @@ pub(crate) struct TxCache {
 }
 
 impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.0.take() {
+            tx.commit().await?;
+        }
         if self.wake_jobs {
             // A stored permit: a runner that is busy right now still looks again.
             self.jobs_wake.notify_one();
@@ -57,27 +99,48 @@ impl WriteTx {
     }
 
     /// Undoes the transaction now (rather than when the connection is next used).
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback().await?;
+    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.0.take() {
+            tx.rollback().await?;
+        }
         Ok(())
     }
 }
 
 impl Store {
+    // BEGIN IMMEDIATE on its own task: a caller cancelled while it runs (a client
+    // hanging up) would otherwise leave a pooled connection inside a transaction
+    // that nothing rolls back, holding SQLite's write lock for good. Here a
+    // transaction nobody is waiting for any more is rolled back by the task.
+    async fn begin_immediate(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let pool = self.pool.clone();
+        let (send, receive) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let begun = pool.begin_with("BEGIN IMMEDIATE").await;
+            if let Err(Ok(orphan)) = send.send(begun) {
+                let _ = orphan.rollback().await;
+            }
+        });
+        receive
+            .await
+            .map_err(|_| StoreError::Unavailable("the transaction could not begin".into()))?
+            .map_err(StoreError::from)
+    }
+
     pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
         let (guard, tx) = match self.backend {
             // IMMEDIATE takes SQLite's write lock up front: a deferred transaction
             // that read first could not upgrade while a RESTART checkpoint waits
             // for its snapshot, and would fail at once with SQLITE_BUSY instead
             // of waiting out the checkpoint.
-            Backend::Sqlite => (
-                Some(self.write_lock.clone().lock_owned().await),
-                self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            ),
+            Backend::Sqlite => {
+                let guard = self.write_lock.clone().lock_owned().await;
+                (Some(guard), self.begin_immediate().await?)
+            }
             Backend::Postgres => (None, self.pool.begin().await?),
         };
         Ok(WriteTx {
-            tx,
+            tx: TxSlot(Some(tx)),
             cache: TxCache::default(),
             wake_jobs: false,
             jobs_wake: self.jobs_wake.clone(),
