@@ -248,7 +248,10 @@ mod tests {
             Err(LinkRefused::Expired)
         );
         let r = claim(LinkAction::Resolve);
-        assert_eq!(verify(KEY, &sign(KEY, &r), now()).unwrap().action, LinkAction::Resolve);
+        assert_eq!(
+            verify(KEY, &sign(KEY, &r), now()).unwrap().action,
+            LinkAction::Resolve
+        );
     }
 
     #[test]
@@ -286,7 +289,11 @@ mod tests {
             format!("{p}.{s}AA"),
             t.replace('.', "!"),
         ] {
-            assert_eq!(verify(KEY, &bad, now()), Err(LinkRefused::Malformed), "{bad}");
+            assert_eq!(
+                verify(KEY, &bad, now()),
+                Err(LinkRefused::Malformed),
+                "{bad}"
+            );
         }
     }
 
