@@ -450,6 +450,33 @@ async fn the_signing_key_is_made_once_and_shared(app: TestApp) {
     other.close().await;
 }
 
+async fn two_taps_at_once_act_once(app: TestApp) {
+    let id = app.declare(json!({ "title": "Disk full" })).await["id"]
+        .as_i64()
+        .unwrap();
+    let link = mint(&app, id, json!({ "action": "acknowledge" })).await;
+    let (a, b) = tokio::join!(
+        as_json(&app, Method::POST, &link),
+        as_json(&app, Method::POST, &link)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} {}",
+        a.body,
+        b.body
+    );
+    let tl = app.timeline(id).await;
+    assert_eq!(
+        tl.iter()
+            .filter(|e| e["kind"] == "incident.action_link_used")
+            .count(),
+        1
+    );
+}
+
 crate::both_backends!(
     a_link_acknowledges_once_and_stops_the_escalation,
     an_expired_link_is_refused,
@@ -458,5 +485,6 @@ crate::both_backends!(
     json_answers,
     a_resolve_link_resolves_and_cancels_the_escalation,
     a_deactivated_user_is_refused,
-    the_signing_key_is_made_once_and_shared
+    the_signing_key_is_made_once_and_shared,
+    two_taps_at_once_act_once
 );
