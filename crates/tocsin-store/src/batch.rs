@@ -487,7 +487,7 @@ enum Batch {
     Exclude(usize, StoreError),
 }
 
-fn retryable(e: &StoreError) -> bool {
+pub(crate) fn retryable(e: &StoreError) -> bool {
     // 40001 serialization failure, 40P01 deadlock detected.
     matches!(e, StoreError::Database(sqlx::Error::Database(d))
         if matches!(d.code().as_deref(), Some("40001") | Some("40P01")))

@@ -253,6 +253,26 @@ impl Store {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<(Incident, Moved), StoreError> {
+        // The incident is locked before its alerts here, but an alert event locks
+        // its alert before the incident: on PostgreSQL the two can deadlock, and
+        // the one chosen to fail is simply run again.
+        let mut attempt = 0;
+        loop {
+            match self.transition_once(settings, id, to, actor, now).await {
+                Err(e) if crate::batch::retryable(&e) && attempt < 3 => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn transition_once(
+        &self,
+        settings: &IncidentSettings,
+        id: i64,
+        to: Status,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(Incident, Moved), StoreError> {
         let mut w = self.write().await?;
         let result = self
             .transition_in(&mut w, settings, id, to, actor, now)

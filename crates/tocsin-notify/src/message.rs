@@ -1,0 +1,158 @@
+//! What to send: the recipient and the rendered message, the same for every provider.
+
+use serde::Serialize;
+use tocsin_core::escalation::{ContactKind, Urgency};
+
+/// Text messages longer than this are cut (one SMS segment).
+const SHORT_CHARS: usize = 160;
+
+/// One message to one contact method: everything a provider needs, nothing it must look up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outgoing {
+    /// The message's identity: the outbox row's key, sent along so a receiver can drop repeats.
+    pub idempotency_key: String,
+    /// Who, and where.
+    pub recipient: Recipient,
+    /// What to say.
+    pub message: Message,
+}
+
+/// The person being reached and the contact method used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    /// The user being notified.
+    pub user_id: i64,
+    /// Which of their contact methods.
+    pub contact_method_id: i64,
+    /// How the method reaches them.
+    pub kind: ContactKind,
+    /// Where: an email address, a phone number, a URL.
+    pub address: String,
+}
+
+/// A rendered message: the same words in every channel, at three lengths.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// A subject line (email, push title).
+    pub subject: String,
+    /// At most 160 characters (SMS, push body, chat preview).
+    pub short: String,
+    /// The full text, several lines (email body, chat message).
+    pub long: String,
+    /// The incident it is about, when it is about one (not for on-call shift notices).
+    pub incident: Option<IncidentSummary>,
+}
+
+/// The facts of an incident a message carries, for receivers that render their own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentSummary {
+    /// Incident id (the API's).
+    pub id: i64,
+    /// The incident's number, as people say it (#12).
+    pub number: i64,
+    /// Its title.
+    pub title: String,
+    /// How urgently it needs people.
+    pub urgency: Urgency,
+    /// The escalation level being paged, for escalation messages.
+    pub level: Option<u32>,
+    /// Where to look: the incident's page, a runbook, a dashboard.
+    pub links: Vec<Link>,
+}
+
+/// A labelled URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    /// What the link is ("Incident", "Runbook").
+    pub text: String,
+    /// The URL.
+    pub href: String,
+}
+
+impl Message {
+    /// The page for an incident: "Incident #12 (high urgency): Database down".
+    pub fn for_incident(incident: IncidentSummary) -> Message {
+        let urgency = urgency_str(incident.urgency);
+        let subject = format!(
+            "Incident #{} ({urgency} urgency): {}",
+            incident.number, incident.title
+        );
+        let short = cut(
+            &format!("Tocsin #{} {urgency}: {}", incident.number, incident.title),
+            SHORT_CHARS,
+        );
+        let mut long = format!(
+            "Incident #{}: {}\nUrgency: {urgency}\n",
+            incident.number, incident.title
+        );
+        if let Some(level) = incident.level {
+            long.push_str(&format!("Escalation level: {level}\n"));
+        }
+        for link in &incident.links {
+            long.push_str(&format!("{}: {}\n", link.text, link.href));
+        }
+        Message {
+            subject,
+            short,
+            long,
+            incident: Some(incident),
+        }
+    }
+}
+
+pub(crate) fn urgency_str(u: Urgency) -> &'static str {
+    match u {
+        Urgency::High => "high",
+        Urgency::Low => "low",
+    }
+}
+
+/// `text` cut to at most `max` characters, ending in "…" when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(title: &str) -> IncidentSummary {
+        IncidentSummary {
+            id: 7,
+            number: 12,
+            title: title.into(),
+            urgency: Urgency::High,
+            level: Some(1),
+            links: vec![Link {
+                text: "Incident".into(),
+                href: "https://tocsin.example/incidents/7".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn incident_message_names_number_urgency_and_links() {
+        let m = Message::for_incident(incident("Database down"));
+        assert_eq!(m.subject, "Incident #12 (high urgency): Database down");
+        assert_eq!(m.short, "Tocsin #12 high: Database down");
+        assert_eq!(
+            m.long,
+            "Incident #12: Database down\nUrgency: high\nEscalation level: 1\n\
+             Incident: https://tocsin.example/incidents/7\n"
+        );
+        assert_eq!(m.incident.map(|i| i.id), Some(7));
+    }
+
+    #[test]
+    fn short_text_fits_one_sms_and_cuts_on_a_character() {
+        let m = Message::for_incident(incident(&"é".repeat(300)));
+        assert_eq!(m.short.chars().count(), SHORT_CHARS);
+        assert!(m.short.ends_with('…'));
+        assert!(m.subject.ends_with(&"é".repeat(300)));
+    }
+}
