@@ -5,6 +5,7 @@
 //! fits its schema) lives here, so the API, the UI, the CLI and the docs read
 //! one source of truth.
 
+pub mod action_link;
 pub mod alert;
 pub mod auth;
 pub mod change;

@@ -1,6 +1,7 @@
 //! Tocsin's HTTP edges: the REST API under /api/v1 with its OpenAPI document,
 //! health, readiness and metrics.
 
+mod actions;
 pub(crate) mod api;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ pub use state::{AppState, Limits};
 fn all_routes() -> OpenApiRouter<AppState> {
     api::routes()
         .merge(api::feed_routes())
+        .merge(actions::routes())
         .merge(ingest::routes())
         .merge(ops::routes())
 }

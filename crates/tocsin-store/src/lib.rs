@@ -5,6 +5,7 @@
 //! row locks, migrations) ask [`Backend`]. Every change appends its event to the
 //! one log in the same transaction.
 
+mod action_links;
 mod alerts;
 mod batch;
 mod calendar_feeds;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use action_links::{ActionLinkError, ActionLinkOutcome, ActionLinkPreview};
 pub use alerts::{AlertOutcome, MAX_RAW};
 pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use calendar_feeds::{CalendarFeed, FeedOwner};
@@ -256,6 +258,8 @@ impl Store {
             "escalations",
             "notification_requests",
             "shift_swap_requests",
+            "signing_keys",
+            "used_action_tokens",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -40,6 +40,10 @@ const SQLITE: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/sqlite/0013_handoff_notifications.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/sqlite/0014_action_links.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -84,6 +88,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         13,
         include_str!("../migrations/postgres/0013_handoff_notifications.sql"),
+    ),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_action_links.sql"),
     ),
 ];
 

@@ -9,12 +9,12 @@ mod directory;
 mod escalation_policies;
 mod handoffs;
 mod heartbeats;
-mod incidents;
+pub(crate) mod incidents;
 mod integrations;
 mod paging;
 mod records;
 mod schedules;
-mod snippets;
+pub(crate) mod snippets;
 mod suppression;
 mod swaps;
 

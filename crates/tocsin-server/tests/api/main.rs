@@ -5,6 +5,7 @@
 
 mod support;
 
+mod action_links;
 mod bad_input;
 mod calendar;
 mod concurrency;

@@ -1,0 +1,326 @@
+//! Action links: minting the signed "Acknowledge" / "Resolve" links a page's
+//! message carries, and acting on one exactly once. The token format is
+//! `tocsin_core::action_link`; here are the shared signing key (one row of
+//! `signing_keys`, created on first use) and single use (`used_action_tokens`).
+
+use chrono::Duration;
+use rand::RngCore;
+use serde_json::json;
+use sqlx::Row;
+use tocsin_core::action_link::{self, ActionClaim, LinkAction, LinkRefused, NONCE_LEN};
+use tocsin_core::auth::Role;
+use tocsin_core::change::Moved;
+use tocsin_core::model::Incident;
+use tocsin_core::settings::IncidentSettings;
+use tocsin_core::time::{from_millis, to_millis, Timestamp};
+use tocsin_core::Invalid;
+
+use crate::events::{audit, incident_event, Actor};
+use crate::{Backend, Store, StoreError};
+
+const PURPOSE: &str = "action_link";
+
+/// Why an action link did not act.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionLinkError {
+    /// Malformed, forged or expired.
+    #[error(transparent)]
+    Refused(#[from] LinkRefused),
+    /// The link was used before.
+    #[error("this link was already used at {}", used_at.format("%Y-%m-%d %H:%M UTC"))]
+    Used {
+        /// When it was used.
+        used_at: Timestamp,
+    },
+    /// The user the link acts as has been deactivated.
+    #[error("the user this link acts for has been deactivated")]
+    UserInactive,
+    /// The user the link acts as may no longer work incidents.
+    #[error("the user this link acts for is no longer a responder")]
+    NotResponder,
+    /// The store failed, or the incident or user is gone.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ActionLinkError {
+    fn from(e: sqlx::Error) -> Self {
+        ActionLinkError::Store(e.into())
+    }
+}
+
+/// What a valid link would do, read without acting (the confirmation page).
+#[derive(Debug, Clone)]
+pub struct ActionLinkPreview {
+    /// The incident as it is now.
+    pub incident: Incident,
+    /// What the link does.
+    pub action: LinkAction,
+    /// Who it acts as.
+    pub user_id: i64,
+    /// Their name.
+    pub user_name: String,
+    /// When the link stops working.
+    pub expires_at: Timestamp,
+}
+
+/// What using a link did.
+#[derive(Debug, Clone)]
+pub struct ActionLinkOutcome {
+    /// The incident after the action.
+    pub incident: Incident,
+    /// What the link does.
+    pub action: LinkAction,
+    /// Who it acted as.
+    pub user_id: i64,
+    /// Their name.
+    pub user_name: String,
+    /// False when the incident was already acknowledged (or resolved): nothing moved.
+    pub changed: bool,
+    /// When.
+    pub at: Timestamp,
+}
+
+struct LinkUser {
+    name: String,
+    role: Role,
+    active: bool,
+}
+
+fn link_user(r: &sqlx::any::AnyRow) -> Result<LinkUser, StoreError> {
+    Ok(LinkUser {
+        name: r.try_get("name")?,
+        role: Role::parse(&r.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
+        active: r.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+fn check_user(u: &LinkUser) -> Result<(), ActionLinkError> {
+    if !u.active {
+        return Err(ActionLinkError::UserInactive);
+    }
+    if !u.role.allows(Role::Responder) {
+        return Err(ActionLinkError::NotResponder);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The action-link signing key, if one was ever created (read-only: checking a
+    /// link never writes).
+    async fn action_link_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let secret: Option<String> =
+            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE purpose = $1")
+                .bind(PURPOSE)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(secret.and_then(|s| hex::decode(s).ok()))
+    }
+
+    /// The signing key, created (random, 32 bytes) on first use. Nodes racing to
+    /// create it all end up with the one row that won.
+    async fn action_link_key_or_create(&self, now: Timestamp) -> Result<Vec<u8>, StoreError> {
+        if let Some(k) = self.action_link_key().await? {
+            return Ok(k);
+        }
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let mut w = self.write().await?;
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO signing_keys (purpose, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO NOTHING RETURNING id",
+        )
+        .bind(PURPOSE)
+        .bind(hex::encode(secret))
+        .bind(to_millis(now))
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if let Some(id) = created {
+            audit(
+                &mut w,
+                now,
+                &Actor::system(),
+                "signing_key",
+                id,
+                "signing_key.created",
+                json!({ "purpose": PURPOSE }),
+            )
+            .await?;
+        }
+        let stored: String =
+            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE purpose = $1")
+                .bind(PURPOSE)
+                .fetch_one(&mut *w.tx)
+                .await?;
+        w.commit().await?;
+        hex::decode(stored).map_err(|e| StoreError::Config(format!("unreadable signing key: {e}")))
+    }
+
+    /// Mints a link token that does `action` on the incident as `user_id`, working
+    /// until `now + ttl`, once. The user must be an active responder.
+    pub async fn action_link(
+        &self,
+        incident_id: i64,
+        action: LinkAction,
+        user_id: i64,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        if ttl <= Duration::zero() {
+            return Err(Invalid::new("ttl", "a link must live for some time").into());
+        }
+        self.incident_exists(incident_id).await?;
+        let row = self
+            .row_by_id("name, role, active", "users", user_id, "user")
+            .await?;
+        match check_user(&link_user(&row)?) {
+            Ok(()) => {}
+            Err(e) => return Err(Invalid::new("user_id", e.to_string()).into()),
+        }
+        let key = self.action_link_key_or_create(now).await?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let claim = ActionClaim::new(incident_id, action, user_id, now, ttl, nonce);
+        Ok(action_link::sign(&key, &claim))
+    }
+
+    async fn verify_action_link(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<ActionClaim, ActionLinkError> {
+        // Without a key no link was ever issued: a random one refuses every
+        // signature, while a mangled token is still told apart as malformed.
+        let key = match self.action_link_key().await? {
+            Some(k) => k,
+            None => {
+                let mut k = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut k);
+                k
+            }
+        };
+        Ok(action_link::verify(&key, token, now)?)
+    }
+
+    async fn used_at(&self, nonce: &str) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT used_at FROM used_action_tokens WHERE nonce = $1")
+                .bind(nonce)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.map(from_millis))
+    }
+
+    /// What a link would do, without doing it: for the confirmation page that a
+    /// GET shows (mail scanners and link previews fetch links; they must not act).
+    pub async fn action_link_preview(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<ActionLinkPreview, ActionLinkError> {
+        let claim = self.verify_action_link(token, now).await?;
+        if let Some(used_at) = self.used_at(&claim.nonce_hex()).await? {
+            return Err(ActionLinkError::Used { used_at });
+        }
+        let row = self
+            .row_by_id("name, role, active", "users", claim.user_id, "user")
+            .await?;
+        let user = link_user(&row)?;
+        check_user(&user)?;
+        Ok(ActionLinkPreview {
+            incident: self.incident(claim.incident_id).await?,
+            action: claim.action,
+            user_id: claim.user_id,
+            user_name: user.name,
+            expires_at: from_millis(claim.expires_at.saturating_mul(1000)),
+        })
+    }
+
+    /// Acts on a link: checks it, then in one transaction records its nonce (a
+    /// second use is refused), checks its user is still an active responder and
+    /// moves the incident as that user through the same lifecycle path as the API,
+    /// so the escalation stops or is cancelled. An incident already past triggered
+    /// (for acknowledge) or already resolved (for resolve) is left as it is. When a
+    /// check fails nothing is written.
+    pub async fn use_action_link(
+        &self,
+        settings: &IncidentSettings,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<ActionLinkOutcome, ActionLinkError> {
+        let claim = self.verify_action_link(token, now).await?;
+        let nonce = claim.nonce_hex();
+        let mut w = self.write().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO used_action_tokens (nonce, used_at, expires_at, incident_id, action, user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(&nonce)
+        .bind(to_millis(now))
+        .bind(claim.expires_at.saturating_mul(1000))
+        .bind(claim.incident_id)
+        .bind(claim.action.as_str())
+        .bind(claim.user_id)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            w.rollback().await?;
+            let used_at = self.used_at(&nonce).await?.unwrap_or(now);
+            return Err(ActionLinkError::Used { used_at });
+        }
+        // Shared lock: a deactivation waits for this use, or this use sees it.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR SHARE",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT name, role, active FROM users WHERE id = $1{lock}"
+        ))
+        .bind(claim.user_id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("user {}", claim.user_id)))?;
+        let user = link_user(&row)?;
+        if let Err(e) = check_user(&user) {
+            w.rollback().await?;
+            return Err(e);
+        }
+        let actor = Actor {
+            user_id: Some(claim.user_id),
+            name: user.name.clone(),
+        };
+        let id = claim.incident_id;
+        let cur = self.lock_incident(&mut w, id).await?;
+        let (incident, changed) = if claim.action.already_done(cur.status) {
+            (cur, false)
+        } else {
+            let (next, moved) = self
+                .transition_in(&mut w, settings, id, claim.action.target(), &actor, now)
+                .await?;
+            if moved == Moved::Status {
+                self.incident_acts_on_alerts(&mut w, id, next.status, &actor, now)
+                    .await?;
+            }
+            (next, true)
+        };
+        incident_event(
+            &mut w,
+            now,
+            &actor,
+            id,
+            "incident.action_link_used",
+            json!({ "action": claim.action, "changed": changed, "status": incident.status }),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(ActionLinkOutcome {
+            incident,
+            action: claim.action,
+            user_id: claim.user_id,
+            user_name: user.name,
+            changed,
+            at: now,
+        })
+    }
+}
