@@ -4,6 +4,7 @@
 //! 60 ahead of the injected clock); rotation kills the old URL at once; the token
 //! is never in the event log nor in a GET; roles.
 
+use crate::support::{t, user};
 use std::io::BufReader;
 
 use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
@@ -13,18 +14,6 @@ use serde_json::{json, Value};
 use tocsin_core::time::Clock;
 
 use crate::support::TestApp;
-
-async fn user(app: &TestApp, name: &str) -> i64 {
-    let email = format!("{}.feeds@example.com", name.to_lowercase());
-    let r = app
-        .post(
-            "/api/v1/users",
-            json!({ "name": name, "email": email, "role": "responder" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn schedule(app: &TestApp, name: &str, users: &[i64], turn: &str) -> i64 {
     let r = app
@@ -41,10 +30,6 @@ async fn schedule(app: &TestApp, name: &str, users: &[i64], turn: &str) -> i64 {
 
 fn z(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 /// A TEXT value unescaped (RFC 5545 §3.3.11); the parser leaves escapes in.

@@ -5,6 +5,7 @@
 //! also when the engine restarts mid-escalation and when two engines share one
 //! PostgreSQL; every step is on the incident's timeline.
 
+use crate::support::user;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -26,18 +27,6 @@ pub(crate) struct Setup {
     pub(crate) users: [i64; 3],
     pub(crate) service: i64,
     pub(crate) policy: i64,
-}
-
-async fn user(app: &TestApp, name: &str) -> i64 {
-    let r = app
-        .post(
-            "/api/v1/users",
-            json!({ "name": name, "email": format!("{}.eng@example.com", name.to_lowercase()),
-                    "role": "responder" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body["id"].as_i64().unwrap()
 }
 
 /// Contact methods and rules through the API (an admin sets them up).

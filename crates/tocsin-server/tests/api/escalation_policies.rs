@@ -4,27 +4,12 @@
 //! level would page (users, a schedule across a handoff, a team, a hand-off), a
 //! service's on-call through its policy, and roles.
 
-use chrono::{DateTime, Utc};
+use crate::support::{t, user};
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-async fn user(app: &TestApp, name: &str) -> i64 {
-    let email = format!("{}.esc@example.com", name.to_lowercase());
-    let r = app
-        .post(
-            "/api/v1/users",
-            json!({ "name": name, "email": email, "role": "responder" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let r = app.post("/api/v1/escalation-policies", body).await;

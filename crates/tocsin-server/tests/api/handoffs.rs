@@ -7,6 +7,7 @@
 //! decide which events; events missed by more than 15 minutes are skipped; the
 //! settings API refuses bad input by field and other users.
 
+use crate::support::t;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -20,10 +21,6 @@ use tocsin_engine::jobs::Runner;
 use tocsin_store::{HandedNotification, Store, StoreOptions};
 
 use crate::support::TestApp;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 /// A responder with a token, push and email as high-urgency rules at once
 /// (their handoff channels), SMS after 5 minutes and email for low urgency

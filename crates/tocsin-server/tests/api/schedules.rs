@@ -3,28 +3,13 @@
 //! layer precedence and overrides), who is on call now, a user's shifts across
 //! schedules, bad input that names the field and writes nothing, and roles.
 
+use crate::support::{t, user};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tocsin_core::schedule::{final_shifts, Override, ScheduleParts};
 
 use crate::support::TestApp;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-async fn user(app: &TestApp, name: &str) -> i64 {
-    let email = format!("{}.oncall@example.com", name.to_lowercase());
-    let r = app
-        .post(
-            "/api/v1/users",
-            json!({ "name": name, "email": email, "role": "responder" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let r = app.post("/api/v1/schedules", body).await;

@@ -340,3 +340,23 @@ async fn into_resp(r: reqwest::Response) -> Resp {
         bytes,
     }
 }
+
+/// An RFC 3339 time in a test.
+pub fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A new responder named `name` (email `name.responder@example.com`); their id.
+pub async fn user(app: &TestApp, name: &str) -> i64 {
+    let email = format!("{}.responder@example.com", name.to_lowercase());
+    let r = app
+        .post(
+            "/api/v1/users",
+            serde_json::json!({ "name": name, "email": email, "role": "responder" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_i64().unwrap()
+}

@@ -1,16 +1,13 @@
 //! Suppression: silences, maintenance windows and flapping hold new alerts
 //! (stored and visible, no incident) and release them when they end.
 
-use chrono::{DateTime, Duration, Utc};
+use crate::support::t;
+use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::ingest::service_with_key;
 use crate::support::{Resp, TestApp};
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 fn at(app: &TestApp, by: Duration) -> String {
     use tocsin_core::time::Clock;

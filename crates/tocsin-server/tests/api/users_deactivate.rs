@@ -2,23 +2,12 @@
 //! yet ended, an escalation policy level) is refused with 409 naming them, and
 //! changes nothing; once nothing names them, it goes through.
 
+use crate::support::user;
 use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-
-async fn user(app: &TestApp, name: &str) -> i64 {
-    let email = format!("{}.off@example.com", name.to_lowercase());
-    let r = app
-        .post(
-            "/api/v1/users",
-            json!({ "name": name, "email": email, "role": "responder" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn created(app: &TestApp, path: &str, body: Value) -> i64 {
     let r = app.post(path, body).await;
