@@ -72,7 +72,7 @@ pub struct Link {
 impl Message {
     /// The page for an incident: "Incident #12 (high urgency): Database down".
     pub fn for_incident(incident: IncidentSummary) -> Message {
-        let urgency = urgency_str(incident.urgency);
+        let urgency = incident.urgency.as_str();
         let subject = format!(
             "Incident #{} ({urgency} urgency): {}",
             incident.number, incident.title
@@ -97,13 +97,6 @@ impl Message {
             long,
             incident: Some(incident),
         }
-    }
-}
-
-pub(crate) fn urgency_str(u: Urgency) -> &'static str {
-    match u {
-        Urgency::High => "high",
-        Urgency::Low => "low",
     }
 }
 

@@ -15,7 +15,6 @@ use tocsin_core::time::{Clock, SystemClock, Timestamp};
 use tocsin_core::Invalid;
 
 use crate::classify::{classify, transport, SendError, EXCERPT_BYTES};
-use crate::message::urgency_str;
 use crate::signature::{sign, SIGNATURE_HEADER};
 use crate::{BoxFuture, Outgoing, Provider, Sent, USER_AGENT};
 
@@ -201,7 +200,7 @@ pub fn body(out: &Outgoing, sent_at: Timestamp) -> Value {
             "id": i.id,
             "number": i.number,
             "title": i.title,
-            "urgency": urgency_str(i.urgency),
+            "urgency": i.urgency.as_str(),
             "level": i.level,
             "links": i.links.iter()
                 .map(|l| json!({ "text": l.text, "href": l.href }))

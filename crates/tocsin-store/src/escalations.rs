@@ -107,13 +107,6 @@ fn phase_str(p: Phase) -> &'static str {
     }
 }
 
-fn urgency_str(u: Urgency) -> &'static str {
-    match u {
-        Urgency::High => "high",
-        Urgency::Low => "low",
-    }
-}
-
 fn parse_state(incident_id: i64, text: &str) -> Result<EscalationState, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::Config(format!(
@@ -194,7 +187,7 @@ impl Store {
         .bind(inc.id)
         .bind(policy_id)
         .bind(service_id)
-        .bind(urgency_str(urgency))
+        .bind(urgency.as_str())
         .bind(phase_str(state.phase))
         .bind(serde_json::to_string(&state).unwrap_or_default())
         .bind(to_millis(now))
@@ -397,10 +390,7 @@ impl Store {
             return Ok(None);
         };
         let state = parse_state(incident_id, &row.try_get::<String, _>("state")?)?;
-        let urgency = match row.try_get::<String, _>("urgency")?.as_str() {
-            "low" => Urgency::Low,
-            _ => Urgency::High,
-        };
+        let urgency = Urgency::from_stored(&row.try_get::<String, _>("urgency")?);
         Ok(Some(EscalationView {
             incident_id,
             escalation_policy_id: row.try_get("policy_id")?,
@@ -514,10 +504,7 @@ impl Store {
             return Ok((None, Vec::new()));
         };
         let mut state = parse_state(incident_id, &row.try_get::<String, _>("state")?)?;
-        let urgency = match row.try_get::<String, _>("urgency")?.as_str() {
-            "low" => Urgency::Low,
-            _ => Urgency::High,
-        };
+        let urgency = Urgency::from_stored(&row.try_get::<String, _>("urgency")?);
         let before = state.phase;
         let steps = state.due(now);
         let mut handed = Vec::new();
@@ -592,7 +579,7 @@ impl Store {
             .bind(inc.id)
             .bind(req.user_id)
             .bind(req.contact_method_id)
-            .bind(kind_str(method.kind))
+            .bind(method.kind.as_str())
             .bind(&method.address)
             .bind(message.to_string())
             .bind(to_millis(req.at))
@@ -723,7 +710,7 @@ impl Store {
             .await?
             .iter()
             .filter_map(|r| {
-                let kind = parse_kind(&r.try_get::<String, _>("kind").ok()?)?;
+                let kind = ContactKind::parse(&r.try_get::<String, _>("kind").ok()?)?;
                 Some(ContactMethod {
                     id: r.try_get("id").ok()?,
                     kind,
@@ -743,19 +730,4 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-fn kind_str(k: ContactKind) -> &'static str {
-    match k {
-        ContactKind::Email => "email",
-        ContactKind::Sms => "sms",
-        ContactKind::Voice => "voice",
-        ContactKind::Push => "push",
-        ContactKind::Chat => "chat",
-        ContactKind::Webhook => "webhook",
-    }
-}
-
-fn parse_kind(s: &str) -> Option<ContactKind> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }

@@ -54,6 +54,25 @@ pub enum Urgency {
     Low,
 }
 
+impl Urgency {
+    /// The stored and wire name (`high`, `low`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::High => "high",
+            Urgency::Low => "low",
+        }
+    }
+
+    /// The urgency a stored name names; anything but `low` pages as high.
+    pub fn from_stored(s: &str) -> Urgency {
+        if s == "low" {
+            Urgency::Low
+        } else {
+            Urgency::High
+        }
+    }
+}
+
 impl From<Severity> for Urgency {
     /// An incident's ITIL urgency: only low waits; medium pages like high.
     fn from(level: Severity) -> Self {

@@ -225,7 +225,7 @@ async fn delete_policy(
 
 /// Who each level of a policy would page at `at` (default now): users directly,
 /// schedules by who is on call, teams by their members, hand-offs by the other
-/// policy's first level. Nothing is paged: the escalation engine is not there yet.
+/// policy's first level. Nothing is paged: this only answers who would be.
 #[utoipa::path(get, path = "/api/v1/escalation-policies/{id}/on-call", tag = "escalation",
     params(("id" = i64, Path), AtQuery),
     responses((status = 200, body = PolicyOnCall), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)),
