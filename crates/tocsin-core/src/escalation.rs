@@ -28,8 +28,8 @@ mod rules_tests;
 mod tests;
 
 pub use contact::{
-    contact_label, ContactAddress, MAX_CHAT, MAX_LABEL, MAX_NOTIFICATION_RULES, MAX_PUSH_TOKEN,
-    MAX_URL,
+    contact_label, Channel, ContactAddress, MAX_CHAT, MAX_LABEL, MAX_NOTIFICATION_RULES,
+    MAX_PUSH_TOKEN, MAX_URL,
 };
 pub use policy::{
     steps, EscalationPolicy, Level, Step, Target, MAX_DELAY_MINUTES, MAX_LEVELS, MAX_REPEAT,

@@ -19,7 +19,7 @@ mod signature;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
-pub use message::{IncidentSummary, Link, Message, Outgoing, Recipient};
+pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
 pub use webhook::{WebhookConfig, WebhookProvider};
 

@@ -1,7 +1,8 @@
 //! What to send: the recipient and the rendered message, the same for every provider.
 
 use serde::Serialize;
-use tocsin_core::escalation::{ContactKind, Urgency};
+use tocsin_core::action_link::LinkAction;
+use tocsin_core::escalation::{Channel, ContactKind, Urgency};
 
 /// Text messages longer than this are cut (one SMS segment).
 const SHORT_CHARS: usize = 160;
@@ -26,8 +27,13 @@ pub struct Recipient {
     pub contact_method_id: i64,
     /// How the method reaches them.
     pub kind: ContactKind,
-    /// Where: an email address, a phone number, a URL.
+    /// The service that carries it (decided by kind and address).
+    pub channel: Channel,
+    /// Where, as stored: an email address, a phone number, a URL, `slack:C0123ABCD`.
     pub address: String,
+    /// The part of the address the channel uses: `address` without its
+    /// `slack:` / `ntfy:` / … prefix.
+    pub target: String,
 }
 
 /// A rendered message: the same words in every channel, at three lengths.
@@ -39,6 +45,8 @@ pub struct Message {
     pub short: String,
     /// The full text, several lines (email body, chat message).
     pub long: String,
+    /// The full message as an HTML fragment (email); every text in it escaped.
+    pub html: Option<String>,
     /// The incident it is about, when it is about one (not for on-call shift notices).
     pub incident: Option<IncidentSummary>,
 }
@@ -58,6 +66,20 @@ pub struct IncidentSummary {
     pub level: Option<u32>,
     /// Where to look: the incident's page, a runbook, a dashboard.
     pub links: Vec<Link>,
+    /// What the recipient can do from the message without logging in: signed,
+    /// expiring, single-use links (and, in chat, buttons carrying the same action).
+    pub actions: Vec<Action>,
+}
+
+/// A one-click action: acknowledge or resolve through a signed link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// What it does.
+    pub action: LinkAction,
+    /// The button or link text ("Acknowledge").
+    pub text: String,
+    /// The signed action link.
+    pub href: String,
 }
 
 /// A labelled URL.
@@ -91,10 +113,14 @@ impl Message {
         for link in &incident.links {
             long.push_str(&format!("{}: {}\n", link.text, link.href));
         }
+        for action in &incident.actions {
+            long.push_str(&format!("{}: {}\n", action.text, action.href));
+        }
         Message {
             subject,
             short,
             long,
+            html: None,
             incident: Some(incident),
         }
     }
@@ -125,6 +151,7 @@ mod tests {
                 text: "Incident".into(),
                 href: "https://tocsin.example/incidents/7".into(),
             }],
+            actions: vec![],
         }
     }
 

@@ -24,9 +24,6 @@ pub const BODY_VERSION: u32 = 1;
 /// How long a receiver has to answer unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether the HTTP client can speak TLS (reqwest's TLS features are off workspace-wide).
-const TLS: bool = false;
-
 /// Headers Tocsin sets itself; extra headers may not replace them.
 const RESERVED: &[&str] = &[
     "content-type",
@@ -182,14 +179,6 @@ fn webhook_url(address: &str) -> Result<Url, SendError> {
             "webhook address must be an http or https URL",
         ));
     }
-    // The HTTP client is built without TLS (the workspace enables none yet); an
-    // https send would fail as a connection error and be retried for ever.
-    if url.scheme() == "https" && !TLS {
-        return Err(SendError::bad_address(
-            "https webhook addresses need TLS, which this build does not include; \
-             use an http address (a local TLS-terminating proxy) for now",
-        ));
-    }
     Ok(url)
 }
 
@@ -204,6 +193,9 @@ pub fn body(out: &Outgoing, sent_at: Timestamp) -> Value {
             "level": i.level,
             "links": i.links.iter()
                 .map(|l| json!({ "text": l.text, "href": l.href }))
+                .collect::<Vec<_>>(),
+            "actions": i.actions.iter()
+                .map(|a| json!({ "action": a.action, "text": a.text, "href": a.href }))
                 .collect::<Vec<_>>(),
         })
     });
@@ -284,6 +276,7 @@ mod tests {
             "http://127.0.0.1:9/hook",
             "http://hooks.example/x?y=1",
             " http://a.example ",
+            "https://hooks.example/x",
         ] {
             assert!(webhook_url(good).is_ok(), "{good}");
         }
@@ -293,7 +286,6 @@ mod tests {
             "ftp://hooks.example/",
             "mailto:a@b.example",
             "http://",
-            "https://hooks.example/x",
         ];
         for bad in bad {
             match webhook_url(bad) {

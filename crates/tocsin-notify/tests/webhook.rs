@@ -14,11 +14,12 @@ use chrono::{TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tocsin_core::escalation::{ContactKind, Urgency};
+use tocsin_core::action_link::LinkAction;
+use tocsin_core::escalation::{Channel, ContactKind, Urgency};
 use tocsin_core::time::{Clock, FakeClock};
 use tocsin_notify::{
-    verify_signature, IncidentSummary, Link, Message, Outgoing, Provider, Recipient, SendError,
-    Sent, SignatureError, WebhookConfig, WebhookProvider,
+    verify_signature, Action, IncidentSummary, Link, Message, Outgoing, Provider, Recipient,
+    SendError, Sent, SignatureError, WebhookConfig, WebhookProvider,
 };
 
 const SECRET: &str = "whsec_0123456789";
@@ -117,6 +118,8 @@ fn outgoing(address: String) -> Outgoing {
             user_id: 3,
             contact_method_id: 9,
             kind: ContactKind::Webhook,
+            channel: Channel::Webhook,
+            target: address.clone(),
             address,
         },
         message: Message::for_incident(IncidentSummary {
@@ -128,6 +131,11 @@ fn outgoing(address: String) -> Outgoing {
             links: vec![Link {
                 text: "Incident".into(),
                 href: "https://tocsin.example/incidents/7".into(),
+            }],
+            actions: vec![Action {
+                action: LinkAction::Acknowledge,
+                text: "Acknowledge".into(),
+                href: "https://tocsin.example/actions/tok".into(),
             }],
         }),
     }
@@ -202,6 +210,10 @@ async fn posts_the_documented_body_with_headers() {
             "incident": {
                 "id": 7, "number": 12, "title": "Database down", "urgency": "high", "level": 0,
                 "links": [{ "text": "Incident", "href": "https://tocsin.example/incidents/7" }],
+                "actions": [{
+                    "action": "acknowledge", "text": "Acknowledge",
+                    "href": "https://tocsin.example/actions/tok",
+                }],
             },
             "recipient": {
                 "user_id": 3, "contact_method_id": 9, "contact_kind": "webhook",
@@ -211,7 +223,8 @@ async fn posts_the_documented_body_with_headers() {
                 "subject": "Incident #12 (high urgency): Database down",
                 "short": "Tocsin #12 high: Database down",
                 "long": "Incident #12: Database down\nUrgency: high\nEscalation level: 0\n\
-                         Incident: https://tocsin.example/incidents/7\n",
+                         Incident: https://tocsin.example/incidents/7\n\
+                         Acknowledge: https://tocsin.example/actions/tok\n",
             },
         })
     );
@@ -229,6 +242,7 @@ async fn on_call_notices_carry_no_incident() {
         subject: "Your on-call shift starts in 1 hour".into(),
         short: "On call from 09:00".into(),
         long: "You are on call for Primary from 09:00.".into(),
+        html: None,
         incident: None,
     };
     let sent = provider(&clock()).send(&out).await.unwrap();
@@ -445,18 +459,16 @@ async fn an_address_that_is_not_an_http_url_is_permanent() {
 }
 
 #[tokio::test]
-async fn https_is_refused_permanently_while_the_build_has_no_tls() {
-    // Retrying could never help, so it must not look like a connection failure.
+async fn https_addresses_speak_tls() {
+    // The receiver speaks plain HTTP: the client's TLS handshake fails before any
+    // request is made, as a connection failure worth retrying.
     let (receiver, addr) = Receiver::start(vec![]).await;
     match provider(&clock())
         .send(&outgoing(format!("https://{addr}/hook")))
         .await
     {
-        Err(SendError::Permanent {
-            status: None,
-            reason,
-        }) => {
-            assert!(reason.contains("TLS"), "{reason}")
+        Err(SendError::Retryable { reason, .. }) => {
+            assert!(reason.contains("could not connect"), "{reason}")
         }
         other => panic!("{other:?}"),
     }

@@ -1,5 +1,10 @@
 //! Contact method addresses and labels, parsed per kind: an email address, an
-//! E.164 phone number, a push device token, a chat handle or a webhook URL.
+//! E.164 phone number, a push or chat target naming its service (`ntfy:alerts-ann`,
+//! `slack:C0123ABCD`, `teams:https://…`) or a webhook URL. The kind and the
+//! address together decide the [`Channel`] that delivers to it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::rules::ContactKind;
 use crate::model::{required_text, EmailAddress};
@@ -7,10 +12,10 @@ use crate::Invalid;
 
 /// Longest label, in characters.
 pub const MAX_LABEL: usize = 100;
-/// Longest push device token, in bytes.
+/// Longest push address, in bytes.
 pub const MAX_PUSH_TOKEN: usize = 512;
-/// Longest chat address, in characters.
-pub const MAX_CHAT: usize = 256;
+/// Longest chat address after its prefix, in characters (webhook URLs are capped by [`MAX_URL`]).
+pub const MAX_CHAT: usize = MAX_URL;
 /// Longest webhook URL, in bytes.
 pub const MAX_URL: usize = 2048;
 /// Most notification rules one user may have.
@@ -70,11 +75,18 @@ impl ContactAddress {
         let address = match kind {
             ContactKind::Email => EmailAddress::parse(field, text)?.as_str().to_string(),
             ContactKind::Sms | ContactKind::Voice => phone_number(field, text)?,
-            ContactKind::Push => push_token(field, text)?,
-            ContactKind::Chat => required_text(field, text, MAX_CHAT)?,
+            ContactKind::Push => push_target(field, text)?,
+            ContactKind::Chat => chat_target(field, text)?,
             ContactKind::Webhook => web_url(field, text)?,
         };
         Ok(ContactAddress { kind, address })
+    }
+
+    /// The channel that delivers to this address.
+    pub fn channel(&self) -> Channel {
+        Channel::of(self.kind, &self.address)
+            .map(|(c, _)| c)
+            .expect("a parsed address has a channel")
     }
 
     /// The kind it was parsed as.
@@ -134,22 +146,194 @@ fn phone_number(field: &str, text: &str) -> Result<String, Invalid> {
     Ok(format!("+{digits}"))
 }
 
-fn push_token(field: &str, text: &str) -> Result<String, Invalid> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(Invalid::new(field, "must not be empty"));
+/// The service that carries a notification to a contact method: one provider each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Email over SMTP.
+    Email,
+    /// A text message (Twilio Messages).
+    Sms,
+    /// A phone call reading the message (Twilio Calls with TwiML).
+    Voice,
+    /// A signed JSON POST.
+    Webhook,
+    /// Slack: the Web API (`slack:C0123ABCD`) or an incoming webhook (`slack:https://hooks.slack.com/…`).
+    Slack,
+    /// Microsoft Teams: a workflow or incoming webhook URL (`teams:https://…`).
+    Teams,
+    /// Mattermost: an incoming webhook URL (`mattermost:https://…`).
+    Mattermost,
+    /// Discord: a channel webhook URL (`discord:https://discord.com/api/webhooks/…`).
+    Discord,
+    /// ntfy: a topic on the configured server (`ntfy:alerts-ann`) or a topic URL (`ntfy:https://ntfy.example/alerts-ann`).
+    Ntfy,
+    /// Pushover: a user or group key, optionally a device (`pushover:KEY` or `pushover:KEY/phone`).
+    Pushover,
+}
+
+impl Channel {
+    /// Every channel, in the order they are documented.
+    pub const ALL: [Channel; 10] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Voice,
+        Channel::Webhook,
+        Channel::Slack,
+        Channel::Teams,
+        Channel::Mattermost,
+        Channel::Discord,
+        Channel::Ntfy,
+        Channel::Pushover,
+    ];
+
+    /// The stored and wire name (`email`, `slack`, …), also the chat and push address prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+            Channel::Webhook => "webhook",
+            Channel::Slack => "slack",
+            Channel::Teams => "teams",
+            Channel::Mattermost => "mattermost",
+            Channel::Discord => "discord",
+            Channel::Ntfy => "ntfy",
+            Channel::Pushover => "pushover",
+        }
     }
+
+    /// The channel a stored name names.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The channel for a stored address of `kind`, and the target after its
+    /// prefix (the whole address for kinds without one). `None` for an address
+    /// no channel serves.
+    pub fn of(kind: ContactKind, address: &str) -> Option<(Channel, &str)> {
+        let prefixed = |allowed: &[Channel]| {
+            let (prefix, rest) = address.split_once(':')?;
+            let c = Channel::parse(prefix)?;
+            allowed.contains(&c).then_some((c, rest))
+        };
+        match kind {
+            ContactKind::Email => Some((Channel::Email, address)),
+            ContactKind::Sms => Some((Channel::Sms, address)),
+            ContactKind::Voice => Some((Channel::Voice, address)),
+            ContactKind::Webhook => Some((Channel::Webhook, address)),
+            ContactKind::Chat => prefixed(&CHAT),
+            ContactKind::Push => prefixed(&PUSH),
+        }
+    }
+}
+
+const CHAT: [Channel; 4] = [
+    Channel::Slack,
+    Channel::Teams,
+    Channel::Mattermost,
+    Channel::Discord,
+];
+const PUSH: [Channel; 2] = [Channel::Ntfy, Channel::Pushover];
+
+fn prefix_error(field: &str, t: &str, allowed: &[Channel]) -> Invalid {
+    let names: Vec<_> = allowed
+        .iter()
+        .map(|c| format!("`{}:`", c.as_str()))
+        .collect();
+    Invalid::new(
+        field,
+        format!(
+            "`{t}` must start with the service it is on: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+fn push_target(field: &str, text: &str) -> Result<String, Invalid> {
+    let t = text.trim();
     if t.len() > MAX_PUSH_TOKEN {
         return Err(Invalid::new(
             field,
-            format!("a device token is at most {MAX_PUSH_TOKEN} characters"),
+            format!("a push address is at most {MAX_PUSH_TOKEN} characters"),
         ));
     }
-    if !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Invalid::new(
-            field,
-            "a device token is printable ASCII without spaces",
-        ));
+    let (channel, rest) =
+        Channel::of(ContactKind::Push, t).ok_or_else(|| prefix_error(field, t, &PUSH))?;
+    match channel {
+        Channel::Ntfy if rest.contains("://") => {
+            web_url(field, rest)?;
+        }
+        Channel::Ntfy => {
+            if rest.is_empty()
+                || rest.len() > 64
+                || !rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(Invalid::new(
+                    field,
+                    "an ntfy topic is 1 to 64 letters, digits, - and _ (or a topic URL)",
+                ));
+            }
+        }
+        _ => {
+            let (key, device) = match rest.split_once('/') {
+                Some((k, d)) => (k, Some(d)),
+                None => (rest, None),
+            };
+            if key.len() != 30 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Invalid::new(
+                    field,
+                    "a Pushover user or group key is 30 letters and digits",
+                ));
+            }
+            if let Some(d) = device {
+                if d.is_empty()
+                    || d.len() > 25
+                    || !d
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(Invalid::new(
+                        field,
+                        "a Pushover device name is 1 to 25 letters, digits, - and _",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(t.to_string())
+}
+
+fn chat_target(field: &str, text: &str) -> Result<String, Invalid> {
+    let t = text.trim();
+    let (channel, rest) =
+        Channel::of(ContactKind::Chat, t).ok_or_else(|| prefix_error(field, t, &CHAT))?;
+    match channel {
+        Channel::Slack if !rest.contains("://") => {
+            // A channel or user id (C…, G…, U…, D…) or a #channel name.
+            if rest.is_empty()
+                || rest.chars().count() > 80
+                || !rest
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '#' | '@' | '-' | '_' | '.'))
+            {
+                return Err(Invalid::new(
+                    field,
+                    "a Slack target is a channel or user id (C0123ABCD, U0123ABCD), a #channel, or an incoming webhook URL",
+                ));
+            }
+        }
+        _ => {
+            if rest.chars().count() > MAX_CHAT {
+                return Err(Invalid::new(
+                    field,
+                    format!("a chat address is at most {MAX_CHAT} characters"),
+                ));
+            }
+            web_url(field, rest)?;
+        }
     }
     Ok(t.to_string())
 }
@@ -264,15 +448,78 @@ mod tests {
     }
 
     #[test]
-    fn push_tokens_are_printable_ascii() {
-        assert_eq!(
-            parse(ContactKind::Push, " fcm:abc-123_XYZ ").unwrap(),
-            "fcm:abc-123_XYZ"
-        );
-        assert!(parse(ContactKind::Push, &"a".repeat(512)).is_ok());
-        for bad in ["", "   ", "two words", "tab\there", "é", &"a".repeat(513)] {
+    fn push_addresses_name_ntfy_or_pushover() {
+        for ok in [
+            "ntfy:alerts-ann_1",
+            "ntfy:https://ntfy.example/alerts-ann",
+            "pushover:uQiRzpo4DXghDmr9QzzfQu27cmVRsG",
+            "pushover:uQiRzpo4DXghDmr9QzzfQu27cmVRsG/phone-1",
+        ] {
+            assert_eq!(parse(ContactKind::Push, &format!(" {ok} ")).unwrap(), ok);
+        }
+        let a = ContactAddress::parse(ContactKind::Push, "address", "ntfy:x").unwrap();
+        assert_eq!(a.channel(), Channel::Ntfy);
+        for bad in [
+            "",
+            "device-token",
+            "fcm:abc",
+            "slack:C0123",
+            "ntfy:",
+            "ntfy:two words",
+            "ntfy:ftp://x.example/t",
+            &format!("ntfy:{}", "a".repeat(65)),
+            "pushover:short",
+            "pushover:uQiRzpo4DXghDmr9QzzfQu27cmVRsG/",
+            "pushover:uQiRzpo4DXghDmr9QzzfQu27cmVRsG/a b",
+            &"a".repeat(513),
+        ] {
             assert_eq!(
                 parse(ContactKind::Push, bad).unwrap_err().field,
+                "address",
+                "{bad:?}"
+            );
+        }
+        assert!(parse(ContactKind::Push, "fcm:abc")
+            .unwrap_err()
+            .message
+            .contains("`ntfy:`, `pushover:`"));
+    }
+
+    #[test]
+    fn chat_addresses_name_their_service() {
+        for (ok, channel) in [
+            ("slack:C0123ABCD", Channel::Slack),
+            ("slack:#ops", Channel::Slack),
+            (
+                "slack:https://hooks.slack.com/services/T0/B0/x",
+                Channel::Slack,
+            ),
+            ("teams:https://example.webhook.office.com/x", Channel::Teams),
+            (
+                "mattermost:http://10.0.0.7:8065/hooks/abc",
+                Channel::Mattermost,
+            ),
+            (
+                "discord:https://discord.com/api/webhooks/1/t",
+                Channel::Discord,
+            ),
+        ] {
+            let a = ContactAddress::parse(ContactKind::Chat, "address", ok).unwrap();
+            assert_eq!((a.as_str(), a.channel()), (ok, channel));
+        }
+        for bad in [
+            "",
+            "  ",
+            "@ann",
+            "slack:",
+            "slack:a b",
+            "teams:not-a-url",
+            "discord:ftp://x.example/",
+            "ntfy:alerts",
+            "a\nb",
+        ] {
+            assert_eq!(
+                parse(ContactKind::Chat, bad).unwrap_err().field,
                 "address",
                 "{bad:?}"
             );
@@ -280,12 +527,21 @@ mod tests {
     }
 
     #[test]
-    fn chat_addresses_are_one_line() {
-        assert_eq!(parse(ContactKind::Chat, " @ann ").unwrap(), "@ann");
-        assert!(parse(ContactKind::Chat, &"é".repeat(256)).is_ok());
-        for bad in ["", "  ", "a\nb", &"a".repeat(257)] {
-            assert_eq!(parse(ContactKind::Chat, bad).unwrap_err().field, "address");
+    fn channels_round_trip_and_follow_the_kind() {
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
+        assert_eq!(
+            Channel::of(ContactKind::Sms, "+15551234567"),
+            Some((Channel::Sms, "+15551234567"))
+        );
+        assert_eq!(
+            Channel::of(ContactKind::Chat, "slack:C1"),
+            Some((Channel::Slack, "C1"))
+        );
+        assert_eq!(Channel::of(ContactKind::Chat, "ntfy:x"), None);
+        assert_eq!(Channel::of(ContactKind::Push, "device-of-ann"), None);
     }
 
     #[test]

@@ -244,10 +244,12 @@ async fn a_bad_address_of_each_kind_names_address(app: TestApp) {
         ("voice", "+1 555 CALL NOW"),
         ("voice", "+0123456789"),
         ("push", ""),
-        ("push", "has spaces in it"),
+        ("push", "device-token-without-a-service"),
+        ("push", "ntfy:has spaces in it"),
         ("push", &"x".repeat(513)),
         ("chat", "  "),
-        ("chat", &"c".repeat(257)),
+        ("chat", "@vi"),
+        ("chat", "teams:not-a-url"),
         ("webhook", "hooks.example.com/x"),
         ("webhook", "ftp://hooks.example.com/x"),
         ("webhook", "https://"),
@@ -311,7 +313,7 @@ async fn a_bad_address_of_each_kind_names_address(app: TestApp) {
 async fn bad_rules_and_working_hours_name_the_field(app: TestApp) {
     let (user, _) = app.user_with_role("responder").await;
     let (other, _) = app.user_with_role("responder").await;
-    let push = add(&app, user, "push", "device-token-1").await;
+    let push = add(&app, user, "push", "ntfy:device-token-1").await;
     let sms = add(&app, user, "sms", "+15551234567").await;
     let theirs = add(&app, other, "sms", "+15557654321").await;
     let hours =
@@ -424,7 +426,7 @@ async fn rules_keep_their_order_and_hours_are_normalized(app: TestApp) {
         "a new user has none"
     );
 
-    let push = add(&app, user, "push", "device-token-1").await;
+    let push = add(&app, user, "push", "ntfy:device-token-1").await;
     let sms = add(&app, user, "sms", "+15551234567").await;
     let voice = add(&app, user, "voice", "+15551234567").await;
     // Not sorted by anything: the order written is the order kept.
@@ -480,7 +482,7 @@ async fn rules_keep_their_order_and_hours_are_normalized(app: TestApp) {
 
 async fn a_method_a_rule_names_cannot_be_deleted(app: TestApp) {
     let (user, token) = app.user_with_role("responder").await;
-    let push = add(&app, user, "push", "device-token-1").await;
+    let push = add(&app, user, "push", "ntfy:device-token-1").await;
     let sms = add(&app, user, "sms", "+15551234567").await;
     let r = put_rules(
         &app,
@@ -531,7 +533,7 @@ async fn each_user_manages_their_own_and_admins_anyones(app: TestApp) {
     let r = own(
         Method::POST,
         methods_path(viewer),
-        Some(json!({ "kind": "chat", "address": "@vi" })),
+        Some(json!({ "kind": "chat", "address": "slack:@vi" })),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

@@ -35,7 +35,7 @@ async fn give_rules(app: &TestApp, user: i64) {
     for (kind, delay) in HIGH_RULES.iter().chain([("email", 0)].iter()) {
         let address = match *kind {
             "email" => format!("u{user}@example.com"),
-            "push" => format!("device-of-{user}"),
+            "push" => format!("ntfy:device-of-{user}"),
             _ => format!("+1555000{user:04}"),
         };
         let r = app

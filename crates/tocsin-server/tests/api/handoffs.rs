@@ -29,7 +29,7 @@ async fn person(app: &TestApp) -> (i64, String) {
     let (id, token) = app.user_with_role("responder").await;
     let mut methods = Vec::new();
     for (kind, address) in [
-        ("push", format!("device-{id}")),
+        ("push", format!("ntfy:device-{id}")),
         ("email", format!("u{id}@example.com")),
         ("sms", format!("+1555000{id:04}")),
     ] {
