@@ -213,7 +213,7 @@ async fn reminders_and_notices_follow_local_time_across_dst(app: TestApp) {
         .find(|h| h.reason == START && h.user_id == bo && h.contact_kind == "push")
         .unwrap();
     assert_eq!(notice.incident_id, None);
-    assert_eq!(notice.address, format!("device-{bo}"));
+    assert_eq!(notice.address, format!("ntfy:device-{bo}"));
     assert_eq!(notice.message["schedule_id"], s);
     assert_eq!(notice.message["schedule_name"], "Primary");
     assert_eq!(notice.message["starts_at"], "2026-03-28T08:00:00Z");
