@@ -6,4 +6,6 @@
 pub mod delivery;
 pub mod heartbeat;
 pub mod jobs;
+pub mod render;
+pub mod sender;
 pub mod suppression;

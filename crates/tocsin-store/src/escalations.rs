@@ -60,40 +60,14 @@ pub struct EscalationView {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A notification request of an incident, as the outbox holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct NotificationView {
-    /// Outbox id.
-    pub id: i64,
-    /// The same on every recomputation of the same step.
-    pub idempotency_key: String,
-    /// Who.
-    pub user_id: i64,
-    /// Which contact method.
-    pub contact_method_id: i64,
-    /// How: `email`, `sms`, `voice`, `push`, `chat`, `webhook`.
-    pub contact_kind: String,
-    /// `scheduled` (waiting for `send_at`), `handed` (given to delivery) or
-    /// `cancelled` (the incident was acknowledged or resolved first).
-    pub status: String,
-    /// When it is or was due.
-    pub send_at: chrono::DateTime<chrono::Utc>,
-    /// When it was handed to delivery.
-    pub handed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When it was cancelled.
-    pub cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Level, round and incident it was for.
-    pub message: serde_json::Value,
-}
-
-fn engine() -> Actor {
+pub(crate) fn engine() -> Actor {
     Actor {
         user_id: None,
         name: "escalation".into(),
     }
 }
 
-fn job_key(incident_id: i64) -> String {
+pub(crate) fn job_key(incident_id: i64) -> String {
     format!("escalation:{incident_id}")
 }
 
@@ -107,7 +81,7 @@ fn phase_str(p: Phase) -> &'static str {
     }
 }
 
-fn parse_state(incident_id: i64, text: &str) -> Result<EscalationState, StoreError> {
+pub(crate) fn parse_state(incident_id: i64, text: &str) -> Result<EscalationState, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::Config(format!(
             "stored escalation of INC-{incident_id} is unreadable: {e}"
@@ -257,6 +231,14 @@ impl Store {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
+        // Retries waiting for their time stop too: somebody has the incident.
+        sqlx::query(
+            "UPDATE notification_requests SET delivery = 'cancelled', next_attempt_at = NULL \
+             WHERE incident_id = $1 AND delivery = 'pending'",
+        )
+        .bind(incident_id)
+        .execute(&mut *w.tx)
+        .await?;
         let kind = if resolve {
             "escalation.cancelled"
         } else {
@@ -406,40 +388,7 @@ impl Store {
         }))
     }
 
-    /// An incident's notification requests, oldest first.
-    pub async fn incident_notifications(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<NotificationView>, StoreError> {
-        self.incident_exists(incident_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM notification_requests WHERE incident_id = $1 ORDER BY send_at, id"
-        ))
-        .bind(incident_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let message: String = r.try_get("message")?;
-                Ok(NotificationView {
-                    id: r.try_get("id")?,
-                    idempotency_key: r.try_get("idempotency_key")?,
-                    user_id: r.try_get("user_id")?,
-                    contact_method_id: r.try_get("contact_method_id")?,
-                    contact_kind: r.try_get("contact_kind")?,
-                    status: r.try_get("status")?,
-                    send_at: from_millis(r.try_get("send_at")?),
-                    handed_at: r.try_get::<Option<i64>, _>("handed_at")?.map(from_millis),
-                    cancelled_at: r
-                        .try_get::<Option<i64>, _>("cancelled_at")?
-                        .map(from_millis),
-                    message: serde_json::from_str(&message).unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
-    async fn lock_escalation(
+    pub(crate) async fn lock_escalation(
         &self,
         w: &mut WriteTx,
         incident_id: i64,
@@ -454,7 +403,7 @@ impl Store {
         text.map(|t| parse_state(incident_id, &t)).transpose()
     }
 
-    async fn save_escalation(
+    pub(crate) async fn save_escalation(
         &self,
         w: &mut WriteTx,
         incident_id: i64,
@@ -493,6 +442,14 @@ impl Store {
                 v["escalated"]["at"].as_i64()?,
             ))
         });
+        // The step a failed delivery made due: (level, instant, user out of reach).
+        let unreachable = payload_json.as_ref().and_then(|v| {
+            Some((
+                v["unreachable"]["level"].as_u64()? as usize,
+                v["unreachable"]["at"].as_i64()?,
+                v["unreachable"]["user_id"].as_i64()?,
+            ))
+        });
         let row = sqlx::query(&format!(
             "SELECT urgency, state FROM escalations WHERE incident_id = $1{}",
             self.for_update()
@@ -515,9 +472,22 @@ impl Store {
                 .await?;
             let inc = crate::incidents::parse_doc(doc, incident_id)?;
             for step in &steps {
-                let manual = by_hand == Some((step.level, to_millis(step.at)));
+                let cause = if by_hand == Some((step.level, to_millis(step.at))) {
+                    Some("escalated by hand".to_string())
+                } else {
+                    unreachable
+                        .filter(|(l, at, _)| (*l, *at) == (step.level, to_millis(step.at)))
+                        .map(|(_, _, user)| {
+                            format!(
+                                "every notification to user {user} at level {} failed",
+                                step.level
+                                    .checked_sub(1)
+                                    .unwrap_or(state.policy.levels.len() - 1)
+                            )
+                        })
+                };
                 handed.extend(
-                    self.notify_step(w, &inc, &state.policy, step, urgency, manual, now)
+                    self.notify_step(w, &inc, &state.policy, step, urgency, cause, now)
                         .await?,
                 );
             }
@@ -540,8 +510,8 @@ impl Store {
     }
 
     // One due step: who it reaches, their requests into the outbox (handed at
-    // once when due), and a timeline entry saying who, how and why (`by_hand`:
-    // the step "escalate now" made due).
+    // once when due), and a timeline entry saying who, how and why (`cause`:
+    // why a step came early, by hand or after a failed delivery).
     #[allow(clippy::too_many_arguments)]
     async fn notify_step(
         &self,
@@ -550,7 +520,7 @@ impl Store {
         policy: &EscalationPolicy,
         step: &DueStep,
         urgency: Urgency,
-        by_hand: bool,
+        cause: Option<String>,
         now: Timestamp,
     ) -> Result<Vec<HandedNotification>, StoreError> {
         let resolver = self.preload(w, policy, step).await?;
@@ -571,8 +541,9 @@ impl Store {
             let due = req.at <= now;
             let row = sqlx::query(&format!(
                 "INSERT INTO notification_requests (idempotency_key, reason, incident_id, user_id, \
-                 contact_method_id, contact_kind, address, message, send_at, status, handed_at, created_at) \
-                 VALUES ($1, 'escalation', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 contact_method_id, contact_kind, address, message, send_at, status, handed_at, created_at, \
+                 delivery, attempts, next_attempt_at) \
+                 VALUES ($1, 'escalation', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING {OUTBOX_COLUMNS}"
             ))
             .bind(&req.idempotency_key)
@@ -586,6 +557,10 @@ impl Store {
             .bind(if due { "handed" } else { "scheduled" })
             .bind(due.then_some(to_millis(now)))
             .bind(to_millis(now))
+            // Handed now: held by this node's sender for its lease (jobs.rs).
+            .bind(due.then_some("sending"))
+            .bind(i64::from(due))
+            .bind(due.then_some(to_millis(now) + self.delivery_lease_ms))
             .fetch_optional(&mut *w.tx)
             .await?;
             if let Some(row) = row {
@@ -609,7 +584,7 @@ impl Store {
                 "users": res.users, "empty_targets": res.empty_targets,
                 "unreachable_users": res.unreachable_users, "notifications": sent,
                 "reason": if step.seq == 0 { "incident triggered".to_string() }
-                          else if by_hand { "escalated by hand".to_string() }
+                          else if let Some(cause) = cause { cause }
                           else if step.level == 0 { format!("pass {} of the policy", step.round + 1) }
                           else { format!("level {} was not acknowledged in time", step.level - 1) },
             }),

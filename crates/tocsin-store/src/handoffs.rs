@@ -401,8 +401,9 @@ impl Store {
             );
             let row = sqlx::query(&format!(
                 "INSERT INTO notification_requests (idempotency_key, reason, incident_id, user_id, \
-                 contact_method_id, contact_kind, address, message, send_at, status, handed_at, created_at) \
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, 'handed', $9, $9) \
+                 contact_method_id, contact_kind, address, message, send_at, status, handed_at, created_at, \
+                 delivery, attempts, next_attempt_at) \
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, 'handed', $9, $9, 'sending', 1, $10) \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING {OUTBOX_COLUMNS}"
             ))
             .bind(&key)
@@ -414,6 +415,7 @@ impl Store {
             .bind(message.to_string())
             .bind(to_millis(at))
             .bind(to_millis(now))
+            .bind(to_millis(now) + self.delivery_lease_ms)
             .fetch_optional(&mut *w.tx)
             .await?;
             if let Some(row) = row {

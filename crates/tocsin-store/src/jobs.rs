@@ -88,10 +88,17 @@ pub struct HandedNotification {
     pub send_at: chrono::DateTime<chrono::Utc>,
     /// When it was handed over.
     pub handed_at: chrono::DateTime<chrono::Utc>,
+    /// The attempt the holder of this row may make (1 for the first); recording
+    /// its outcome names it, so a sender whose lease ran out cannot overwrite
+    /// the one that took over.
+    pub attempt: i64,
+    /// Until when the holder may send it; past this, another sender takes it over.
+    pub lease_until: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) const OUTBOX_COLUMNS: &str = "id, idempotency_key, reason, incident_id, user_id, \
-     contact_method_id, contact_kind, address, message, send_at, status, handed_at, cancelled_at, created_at";
+     contact_method_id, contact_kind, address, message, send_at, status, handed_at, cancelled_at, created_at, \
+     delivery, channel, attempts, next_attempt_at, provider_id, last_response, delivered_at, failed_at";
 
 impl HandedNotification {
     pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Self, StoreError> {
@@ -109,6 +116,11 @@ impl HandedNotification {
             send_at: from_millis(r.try_get("send_at")?),
             handed_at: from_millis(
                 r.try_get::<Option<i64>, _>("handed_at")?
+                    .unwrap_or_default(),
+            ),
+            attempt: r.try_get("attempts")?,
+            lease_until: from_millis(
+                r.try_get::<Option<i64>, _>("next_attempt_at")?
                     .unwrap_or_default(),
             ),
         })
@@ -280,12 +292,14 @@ impl Store {
             }
             let row = sqlx::query(&format!(
                 "UPDATE notification_requests SET status = 'handed', handed_at = $1, \
+                 delivery = 'sending', attempts = 1, next_attempt_at = $3, \
                  address = COALESCE((SELECT c.address FROM contact_methods c \
                    WHERE c.id = notification_requests.contact_method_id), address) \
                  WHERE id = $2 AND status = 'scheduled' RETURNING {OUTBOX_COLUMNS}"
             ))
             .bind(to_millis(now))
             .bind(id)
+            .bind(to_millis(now) + self.delivery_lease_ms)
             .fetch_optional(&mut *w.tx)
             .await?;
             if let Some(row) = row {
@@ -298,7 +312,7 @@ impl Store {
 
     // Every tick ends by finding nothing due: asked of a reader, not under the
     // write lock, which the alert writer needs meanwhile.
-    async fn any_due(&self, query: &str, now: Timestamp) -> Result<bool, StoreError> {
+    pub(crate) async fn any_due(&self, query: &str, now: Timestamp) -> Result<bool, StoreError> {
         Ok(sqlx::query(query)
             .bind(to_millis(now))
             .fetch_optional(&self.pool)

@@ -11,6 +11,7 @@ mod batch;
 mod calendar_feeds;
 mod changes;
 mod contact_methods;
+mod delivery;
 mod directory;
 mod error;
 mod escalation_policies;
@@ -42,10 +43,11 @@ pub use alerts::{AlertOutcome, MAX_RAW};
 pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use contact_methods::{ContactMethodChanges, NotificationSetup, StoredContactMethod};
+pub use delivery::{AttemptOutcome, DeliveryAttempt, DeliveryView, DEFAULT_LEASE};
 pub use directory::{Named, NewUser, UserChanges};
 pub use error::StoreError;
 pub use escalation_policies::{PolicyChanges, StoredPolicy};
-pub use escalations::{EscalationView, NotificationView};
+pub use escalations::EscalationView;
 pub use events::Actor;
 pub use handoffs::{HandoffSettings, MAX_REMINDER_MINUTES};
 pub use heartbeats::{HeartbeatChanges, Ping};
@@ -86,6 +88,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// SQLite synchronous mode.
     pub sqlite_sync: SqliteSync,
+    /// How long a sender holds a notification it is sending before another
+    /// sender may take it over as cut off (it must outlast the provider timeout).
+    pub delivery_lease: Duration,
 }
 
 impl Default for StoreOptions {
@@ -93,6 +98,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             sqlite_sync: SqliteSync::Full,
+            delivery_lease: delivery::DEFAULT_LEASE,
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Store {
     jobs_wake: Arc<tokio::sync::Notify>,
     // Where to LISTEN for other nodes' jobs (PostgreSQL).
     url: Arc<str>,
+    // See StoreOptions::delivery_lease.
+    delivery_lease_ms: i64,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -168,6 +176,7 @@ impl Store {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             jobs_wake: Arc::default(),
             url: Arc::from(url),
+            delivery_lease_ms: i64::try_from(opts.delivery_lease.as_millis()).unwrap_or(i64::MAX),
             key_cache: Arc::default(),
         })
     }
@@ -291,7 +300,7 @@ impl Store {
         }
     }
 
-    fn skip_locked(&self) -> &'static str {
+    pub(crate) fn skip_locked(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",

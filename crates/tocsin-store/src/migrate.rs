@@ -44,6 +44,10 @@ const SQLITE: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/sqlite/0014_action_links.sql"),
     ),
+    (
+        15,
+        include_str!("../migrations/sqlite/0015_delivery_state.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -92,6 +96,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         14,
         include_str!("../migrations/postgres/0014_action_links.sql"),
+    ),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_delivery_state.sql"),
     ),
 ];
 

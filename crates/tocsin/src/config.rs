@@ -10,6 +10,8 @@ use serde::Deserialize;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_store::SqliteSync;
 
+use crate::notify_config::NotifyConfig;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +110,8 @@ struct FileConfig {
     email_resolve_keywords: Option<Vec<String>>,
     #[serde(default)]
     incident: IncidentSettings,
+    #[serde(default)]
+    notify: NotifyConfig,
 }
 
 /// The configuration in force.
@@ -147,6 +151,8 @@ pub struct Config {
     pub email_resolve_keywords: Vec<String>,
     /// Incident settings.
     pub incident: IncidentSettings,
+    /// Notification providers, limits and retries.
+    pub notify: NotifyConfig,
 }
 
 impl Config {
@@ -227,6 +233,7 @@ impl Config {
                 .filter(|k| !k.is_empty())
                 .collect(),
             incident: file.incident,
+            notify: file.notify,
         };
         if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
             bail!(
@@ -247,6 +254,8 @@ impl Config {
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
+        // Providers are built again at start; this checks the settings early.
+        config.notify.build()?;
         config
             .incident
             .validate()

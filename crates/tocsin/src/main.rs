@@ -4,6 +4,7 @@ mod bench;
 mod bench_paging;
 mod client;
 mod config;
+mod notify_config;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -27,6 +27,14 @@ pub fn init_logging(config: &Config) {
 }
 
 async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<Store> {
+    open_store_with(config, clock, tocsin_store::DEFAULT_LEASE).await
+}
+
+async fn open_store_with(
+    config: &Config,
+    clock: &dyn Clock,
+    delivery_lease: std::time::Duration,
+) -> anyhow::Result<Store> {
     if config.is_sqlite() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
@@ -34,6 +42,7 @@ async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<Store>
     }
     let opts = StoreOptions {
         sqlite_sync: config.sqlite_synchronous,
+        delivery_lease,
         ..Default::default()
     };
     let store = Store::connect(&config.database, &opts)
@@ -93,7 +102,8 @@ pub async fn admin_token(config: Config) -> anyhow::Result<()> {
 /// `tocsin serve`: runs until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&config, clock.as_ref()).await?;
+    let notify = config.notify.build()?;
+    let store = open_store_with(&config, clock.as_ref(), notify.lease).await?;
     bootstrap(&store, &config, clock.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -130,13 +140,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.clock.clone(),
         stopped.clone(),
     ));
+    let channels: Vec<_> = notify
+        .providers
+        .channels()
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    tracing::info!(?channels, "notification channels");
+    let sender = tocsin_engine::sender::Sender::new(
+        store.clone(),
+        state.clock.clone(),
+        notify.providers,
+        tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default()),
+        notify.sender,
+    );
+    let delivery = tokio::spawn(sender.clone().run(stopped.clone()));
     let jobs = tokio::spawn(
-        tocsin_engine::jobs::Runner::new(
-            store.clone(),
-            state.clock.clone(),
-            Arc::new(tocsin_engine::delivery::LogDelivery),
-        )
-        .run(stopped.clone()),
+        tocsin_engine::jobs::Runner::new(store.clone(), state.clock.clone(), Arc::new(sender))
+            .run(stopped.clone()),
     );
     let smtp = match config.smtp_listen {
         None => None,
@@ -172,6 +193,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = heartbeats.await;
     let _ = held.await;
     let _ = jobs.await;
+    let _ = delivery.await;
     if let Some(smtp) = smtp {
         let _ = smtp.await;
     }

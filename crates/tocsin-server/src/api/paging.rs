@@ -4,13 +4,14 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
-use tocsin_store::{EscalationView, NotificationView};
+use tocsin_core::auth::Role;
+use tocsin_store::{DeliveryView, EscalationView};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::incidents::incident_id;
-use super::ErrorResponse;
+use super::{path_id, ErrorResponse};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AsResponder, AsViewer};
 use crate::state::AppState;
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_escalation))
         .routes(routes!(escalate))
         .routes(routes!(notifications))
+        .routes(routes!(user_notifications))
 }
 
 /// Escalate now (or reassign) to a level of the escalation policy.
@@ -72,20 +74,49 @@ async fn escalate(
 }
 
 /// The notification requests the incident's escalation made: scheduled,
-/// handed to delivery, or cancelled by an acknowledgement or resolution.
+/// handed to delivery, or cancelled by an acknowledgement or resolution; for
+/// handed ones, the delivery state and every attempt with the provider's answer.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/notifications", tag = "incidents",
     params(("id" = String, Path, description = "INC-42 or 42")),
-    responses((status = 200, body = Vec<NotificationView>), (status = 404, body = ErrorResponse)),
+    responses((status = 200, body = Vec<DeliveryView>), (status = 404, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
 async fn notifications(
     State(state): State<AppState>,
     _caller: AsViewer,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<NotificationView>>> {
+) -> ApiResult<Json<Vec<DeliveryView>>> {
+    Ok(Json(
+        state.store.incident_deliveries(incident_id(&id)?).await?,
+    ))
+}
+
+/// Most notifications one listing returns.
+const USER_NOTIFICATIONS: i64 = 200;
+
+/// A user's latest notifications (pages, on-call notices, verification codes,
+/// tests), newest first, with every delivery attempt: your own, or anyone's
+/// for admins.
+#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, body = Vec<DeliveryView>), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("token" = ["viewer"])))]
+async fn user_notifications(
+    State(state): State<AppState>,
+    caller: AsViewer,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<DeliveryView>>> {
+    let user_id = path_id("id", &id)?;
+    state.store.user(user_id).await?;
+    if user_id != caller.user_id() && caller.role() != Role::Admin {
+        return Err(ApiError::NotAllowed(
+            "only admins may see another user's notifications".into(),
+        ));
+    }
     Ok(Json(
         state
             .store
-            .incident_notifications(incident_id(&id)?)
+            .user_deliveries(user_id, USER_NOTIFICATIONS)
             .await?,
     ))
 }

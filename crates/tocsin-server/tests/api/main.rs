@@ -10,6 +10,7 @@ mod bad_input;
 mod calendar;
 mod concurrency;
 mod contact_methods;
+mod delivery;
 mod email;
 mod engine_review;
 mod escalation_engine;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod compat;
+mod delivery;
 mod durability;
 mod paging;
 mod postgres;
