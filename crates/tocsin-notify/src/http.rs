@@ -48,7 +48,12 @@ pub(crate) async fn send(
     timeout: Duration,
     limit: usize,
 ) -> Result<Answer, SendError> {
-    let response = request.send().await.map_err(|e| transport(&e, timeout))?;
+    // Chat webhook URLs carry their credential (a token in the path, `sig=`),
+    // and reqwest's errors quote the URL: it stays out of the reason.
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport(&e.without_url(), timeout))?;
     Ok(read(response, limit).await)
 }
 

@@ -124,6 +124,11 @@ impl SlackProvider {
 
     async fn post(&self, out: &Outgoing) -> Result<Sent, SendError> {
         let target = out.recipient.target.trim();
+        if target.is_empty() {
+            return Err(SendError::bad_address(
+                "Slack address names no channel, user or webhook URL",
+            ));
+        }
         if target.contains("://") {
             self.post_to_webhook(target, &out.message).await
         } else {

@@ -314,6 +314,13 @@ async fn a_channel_address_without_a_bot_token_is_permanent_and_sends_nothing() 
         other => panic!("{other:?}"),
     }
     assert!(fake.seen().is_empty());
+    assert!(matches!(
+        provider(addr, Some(TOKEN))
+            .send(&page(Channel::Slack, " ", "x"))
+            .await,
+        Err(SendError::Permanent { status: None, .. })
+    ));
+    assert!(fake.seen().is_empty());
 }
 
 #[tokio::test]

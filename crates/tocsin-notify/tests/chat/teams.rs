@@ -229,3 +229,28 @@ async fn addresses_must_be_http_urls() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_retryable() {
+    // A port that was just free and is no longer listened on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    match provider()
+        .send(&page(
+            Channel::Teams,
+            &format!("http://{addr}{PATH}?sig=s3cr3t"),
+            "x",
+        ))
+        .await
+    {
+        Err(SendError::Retryable {
+            reason,
+            retry_after: None,
+        }) => {
+            assert!(reason.starts_with("could not connect"), "{reason}");
+            assert!(!reason.contains("s3cr3t"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
