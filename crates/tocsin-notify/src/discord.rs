@@ -71,12 +71,21 @@ impl std::fmt::Debug for DiscordProvider {
 
 impl DiscordProvider {
     /// A provider for `config`, refusing a zero timeout, a username Discord
-    /// would refuse (1 to 80 characters) and an avatar that is not an http(s) URL.
+    /// would refuse (1 to 80 characters, neither "discord" nor "clyde") and an
+    /// avatar that is not an http(s) URL.
     pub fn new(config: DiscordConfig) -> Result<Self, Invalid> {
         if let Some(u) = &config.username {
             let n = u.trim().chars().count();
             if n == 0 || n > 80 {
                 return Err(Invalid::new("username", "must be 1 to 80 characters"));
+            }
+            // Discord refuses every message from a webhook named like this.
+            let lower = u.to_lowercase();
+            if lower.contains("discord") || lower.contains("clyde") {
+                return Err(Invalid::new(
+                    "username",
+                    "Discord does not allow \"discord\" or \"clyde\" in a webhook's name",
+                ));
             }
         }
         if let Some(a) = &config.avatar_url {
@@ -260,6 +269,14 @@ mod tests {
             ..DiscordConfig::default()
         };
         assert_eq!(DiscordProvider::new(long).unwrap_err().field, "username");
+        let reserved = DiscordConfig {
+            username: Some("Discord Alerts".into()),
+            ..DiscordConfig::default()
+        };
+        assert_eq!(
+            DiscordProvider::new(reserved).unwrap_err().field,
+            "username"
+        );
         let avatar = DiscordConfig {
             avatar_url: Some("x".into()),
             ..DiscordConfig::default()
