@@ -14,13 +14,24 @@ use std::future::Future;
 use std::pin::Pin;
 
 mod classify;
+pub mod discord;
+mod http;
+mod markdown;
+pub mod mattermost;
 mod message;
 mod signature;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
+pub use discord::{DiscordConfig, DiscordProvider};
+pub use http::DEFAULT_TIMEOUT;
+pub use mattermost::{MattermostConfig, MattermostProvider};
 pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
+pub use slack::{SlackConfig, SlackProvider};
+pub use teams::{TeamsConfig, TeamsProvider};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.

@@ -127,7 +127,7 @@ impl Message {
 }
 
 /// `text` cut to at most `max` characters, ending in "…" when cut.
-fn cut(text: &str, max: usize) -> String {
+pub(crate) fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

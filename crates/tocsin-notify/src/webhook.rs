@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use chrono::SecondsFormat;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::redirect::Policy;
 use reqwest::Url;
 use serde_json::{json, Value};
 use tocsin_core::time::{Clock, SystemClock, Timestamp};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, transport, SendError, EXCERPT_BYTES};
+use crate::classify::{classify, SendError, EXCERPT_BYTES};
+use crate::http::{self, web_url};
 use crate::signature::{sign, SIGNATURE_HEADER};
-use crate::{BoxFuture, Outgoing, Provider, Sent, USER_AGENT};
+use crate::{BoxFuture, Outgoing, Provider, Sent};
 
 /// The body's schema version.
 pub const BODY_VERSION: u32 = 1;
 
 /// How long a receiver has to answer unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = http::DEFAULT_TIMEOUT;
 
 /// Headers Tocsin sets itself; extra headers may not replace them.
 const RESERVED: &[&str] = &[
@@ -98,14 +98,9 @@ impl WebhookProvider {
                 .map_err(|_| Invalid::new(&field, "not a valid header value"))?;
             headers.append(key, value);
         }
-        // Redirects are not followed: a POST turned into a GET, or a signed body
-        // sent somewhere not configured, is worse than a clear permanent error.
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(config.timeout)
-            .redirect(Policy::none())
-            .build()
-            .map_err(|e| Invalid::new("webhook", e.to_string()))?;
+        // Redirects are not followed: a signed body sent somewhere not configured
+        // is worse than a clear permanent error.
+        let client = http::client(config.timeout, "webhook")?;
         Ok(WebhookProvider {
             client,
             secret: config.secret.into_bytes(),
@@ -128,30 +123,31 @@ impl WebhookProvider {
         let now = self.clock.now();
         let raw = serde_json::to_vec(&body(out, now)).expect("a JSON value serializes");
         let signature = sign(&self.secret, now.timestamp(), &raw);
-        let mut response = self
+        let request = self
             .client
             .post(url)
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", idempotency_key)
             .header(SIGNATURE_HEADER, signature)
-            .body(raw)
+            .body(raw);
+        let response = request
             .send()
             .await
-            .map_err(|e| transport(&e, self.timeout))?;
+            .map_err(|e| crate::classify::transport(&e, self.timeout))?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let mut answer = Vec::new();
-        if !response.status().is_success() {
-            // Only an excerpt is kept, so only a little is read: a receiver answering
-            // with megabytes costs nothing.
-            while answer.len() <= EXCERPT_BYTES {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        }
+        // Only an excerpt of a failure is kept, so only a little is read: a
+        // receiver answering with megabytes costs nothing. A success's body is unused.
+        let limit = if response.status().is_success() {
+            0
+        } else {
+            EXCERPT_BYTES + 1
+        };
+        let http::Answer {
+            headers,
+            body: answer,
+            ..
+        } = http::read(response, limit).await;
         classify(status, &headers, &answer, self.clock.now())?;
         Ok(Sent {
             provider_id: None,
@@ -172,14 +168,7 @@ impl Provider for WebhookProvider {
 
 /// A contact method's address as a webhook URL: absolute http or https with a host.
 fn webhook_url(address: &str) -> Result<Url, SendError> {
-    let url = Url::parse(address.trim())
-        .map_err(|e| SendError::bad_address(format!("webhook address is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(SendError::bad_address(
-            "webhook address must be an http or https URL",
-        ));
-    }
-    Ok(url)
+    web_url(address, "webhook")
 }
 
 /// The JSON body, version 1, for `out` sent at `sent_at` (docs/integrations.md).
