@@ -32,8 +32,8 @@ const EXTRA: &str = "<";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiscordConfig {
-    /// How long Discord has to answer (`timeout_secs` in the file).
-    #[serde(rename = "timeout_secs", deserialize_with = "http::timeout_secs")]
+    /// How long Discord has to answer (`timeout_seconds` in the file).
+    #[serde(rename = "timeout_seconds", deserialize_with = "http::timeout_seconds")]
     pub timeout: Duration,
     /// The name messages appear under, instead of the webhook's.
     pub username: Option<String>,

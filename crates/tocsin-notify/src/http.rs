@@ -98,12 +98,12 @@ pub(crate) fn base_url(text: &str, field: &str) -> Result<String, Invalid> {
     Ok(text.trim().trim_end_matches('/').to_string())
 }
 
-/// Reads `timeout_secs = 10` (or `2.5`) from the configuration file as a [`Duration`].
-pub(crate) fn timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+/// Reads `timeout_seconds = 10` (or `2.5`) from the configuration file as a [`Duration`].
+pub(crate) fn timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let secs = f64::deserialize(d)?;
     if !(secs > 0.0 && secs <= 3600.0) {
         return Err(serde::de::Error::custom(
-            "timeout_secs must be more than 0 and at most 3600",
+            "timeout_seconds must be more than 0 and at most 3600",
         ));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -149,7 +149,7 @@ mod tests {
     fn timeouts_are_read_in_seconds() {
         #[derive(Deserialize)]
         struct C {
-            #[serde(deserialize_with = "timeout_secs")]
+            #[serde(deserialize_with = "timeout_seconds")]
             t: Duration,
         }
         let t = |v: &str| serde_json::from_str::<C>(&format!("{{\"t\":{v}}}")).map(|c| c.t);

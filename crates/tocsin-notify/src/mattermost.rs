@@ -24,8 +24,8 @@ const LINE_CHARS: usize = 4000;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MattermostConfig {
-    /// How long Mattermost has to answer (`timeout_secs` in the file).
-    #[serde(rename = "timeout_secs", deserialize_with = "http::timeout_secs")]
+    /// How long Mattermost has to answer (`timeout_seconds` in the file).
+    #[serde(rename = "timeout_seconds", deserialize_with = "http::timeout_seconds")]
     pub timeout: Duration,
     /// The name posts appear under, instead of the webhook's; the server must
     /// allow integrations to override it.
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn the_file_section_reads_with_defaults() {
         let c: MattermostConfig =
-            serde_json::from_str(r#"{"username":"Tocsin","timeout_secs":5}"#).unwrap();
+            serde_json::from_str(r#"{"username":"Tocsin","timeout_seconds":5}"#).unwrap();
         assert_eq!(c.username.as_deref(), Some("Tocsin"));
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert!(serde_json::from_str::<MattermostConfig>(r#"{"channel":"x"}"#).is_err());

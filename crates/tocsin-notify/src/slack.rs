@@ -45,8 +45,8 @@ pub struct SlackConfig {
     /// The bot token (`xoxb-…`) for channel and user addresses; without it only
     /// incoming webhook addresses work.
     pub bot_token: Option<String>,
-    /// How long Slack has to answer (`timeout_secs` in the file).
-    #[serde(rename = "timeout_secs", deserialize_with = "http::timeout_secs")]
+    /// How long Slack has to answer (`timeout_seconds` in the file).
+    #[serde(rename = "timeout_seconds", deserialize_with = "http::timeout_seconds")]
     pub timeout: Duration,
 }
 
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn the_file_section_reads_with_defaults() {
         let c: SlackConfig =
-            serde_json::from_str(r#"{"bot_token":"xoxb-1","timeout_secs":3}"#).unwrap();
+            serde_json::from_str(r#"{"bot_token":"xoxb-1","timeout_seconds":3}"#).unwrap();
         assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert!(serde_json::from_str::<SlackConfig>(r#"{"token":"x"}"#).is_err());

@@ -31,8 +31,8 @@ const ACTIONS: usize = 6;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeamsConfig {
-    /// How long Teams has to answer (`timeout_secs` in the file).
-    #[serde(rename = "timeout_secs", deserialize_with = "http::timeout_secs")]
+    /// How long Teams has to answer (`timeout_seconds` in the file).
+    #[serde(rename = "timeout_seconds", deserialize_with = "http::timeout_seconds")]
     pub timeout: Duration,
 }
 

@@ -134,7 +134,7 @@ impl WebhookProvider {
         let response = request
             .send()
             .await
-            .map_err(|e| crate::classify::transport(&e, self.timeout))?;
+            .map_err(|e| crate::classify::transport(&e.without_url(), self.timeout))?;
         let status = response.status().as_u16();
         // Only an excerpt of a failure is kept, so only a little is read: a
         // receiver answering with megabytes costs nothing. A success's body is unused.

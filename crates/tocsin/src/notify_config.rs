@@ -12,7 +12,10 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use tocsin_core::escalation::Channel;
 use tocsin_engine::sender::{ChannelLimits, Providers, SenderConfig};
-use tocsin_notify::{WebhookConfig, WebhookProvider};
+use tocsin_notify::{
+    DiscordConfig, DiscordProvider, MattermostConfig, MattermostProvider, SlackConfig,
+    SlackProvider, TeamsConfig, TeamsProvider, WebhookConfig, WebhookProvider,
+};
 
 /// `[notify]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,6 +28,14 @@ pub struct NotifyConfig {
     pub lease_seconds: Option<u64>,
     /// `[notify.webhook]`: the signed outgoing webhook.
     pub webhook: Option<WebhookSection>,
+    /// `[notify.slack]`: the Web API's bot token and base URL (incoming webhooks need neither).
+    pub slack: Option<SlackConfig>,
+    /// `[notify.teams]`.
+    pub teams: Option<TeamsConfig>,
+    /// `[notify.mattermost]`.
+    pub mattermost: Option<MattermostConfig>,
+    /// `[notify.discord]`.
+    pub discord: Option<DiscordConfig>,
     /// `[notify.limits.<channel>]`: concurrency, rate and timeout per channel.
     #[serde(default)]
     pub limits: BTreeMap<String, LimitsSection>,
@@ -136,6 +147,25 @@ impl NotifyConfig {
                 limit(Channel::Webhook),
             );
         }
+        // Chat services reached by webhook URLs need no instance settings: on by default.
+        let named = |key: &str, e: tocsin_core::Invalid| {
+            anyhow::anyhow!("notify.{key}.{}: {}", e.field, e.message)
+        };
+        let mut slack = self.slack.clone().unwrap_or_default();
+        if let Some(token) = env("TOCSIN_SLACK_BOT_TOKEN") {
+            slack.bot_token = Some(token);
+        }
+        let p = SlackProvider::new(slack).map_err(|e| named("slack", e))?;
+        providers = providers.with(Channel::Slack, Arc::new(p), limit(Channel::Slack));
+        let p = TeamsProvider::new(self.teams.clone().unwrap_or_default())
+            .map_err(|e| named("teams", e))?;
+        providers = providers.with(Channel::Teams, Arc::new(p), limit(Channel::Teams));
+        let p = MattermostProvider::new(self.mattermost.clone().unwrap_or_default())
+            .map_err(|e| named("mattermost", e))?;
+        providers = providers.with(Channel::Mattermost, Arc::new(p), limit(Channel::Mattermost));
+        let p = DiscordProvider::new(self.discord.clone().unwrap_or_default())
+            .map_err(|e| named("discord", e))?;
+        providers = providers.with(Channel::Discord, Arc::new(p), limit(Channel::Discord));
         let sender = SenderConfig {
             max_attempts: self.max_attempts.unwrap_or(6),
             ..SenderConfig::default()
