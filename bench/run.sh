@@ -59,5 +59,5 @@ echo "== Resident memory with 100,000 active alerts"
 "$BIN" bench --scenario alertmanager-webhook --url "$URL" --key "$MEM_KEY" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
 "$BIN" bench --scenario alertmanager-api --url "$AM_URL" --batch 100 --keys 100000 --requests 1000 --seconds 600 --connections 8 >/dev/null
 echo "tocsin: $(rss_mb "$TOCSIN_PID") MB   alertmanager: $(rss_mb "$AM_PID") MB"
-echo "== Paging latency: alert accepted → first notification request handed to delivery (bench-paging: in-process server, fresh embedded SQLite, 2,000 alerts each opening an incident and paging), 3 rounds"
-for round in 1 2 3; do "$BIN" bench-paging --alerts 2000; done
+echo "== Paging latency: alert POST → webhook received, Tocsin and Alertmanager (bench/paging.sh)"
+bench/paging.sh 2000 3
