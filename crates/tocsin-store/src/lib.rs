@@ -29,6 +29,7 @@ mod secrets;
 mod suppress;
 mod swaps;
 mod tx;
+mod verification;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
 pub use suppress::{NewSilence, NewWindow};
 pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
+pub use verification::{
+    VerificationCode, VerificationSent, CODE_MINUTES, MAX_ATTEMPTS, RESEND_SECS,
+};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,6 +44,14 @@ const SQLITE: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/sqlite/0014_action_links.sql"),
     ),
+    (
+        15,
+        include_str!("../migrations/sqlite/0015_delivery_state.sql"),
+    ),
+    (
+        16,
+        include_str!("../migrations/sqlite/0016_contact_verification.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -92,6 +100,14 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         14,
         include_str!("../migrations/postgres/0014_action_links.sql"),
+    ),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_delivery_state.sql"),
+    ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_contact_verification.sql"),
     ),
 ];
 

@@ -146,7 +146,7 @@ async fn measure(
     let method = ok(api(
         &format!("/api/v1/users/{uid}/contact-methods"),
         post.clone(),
-        json!({ "kind": "push", "address": "ntfy:bench-device" }),
+        json!({ "kind": "push", "address": "ntfy:bench-device", "verified": true }),
     )
     .await?)
     .await?;

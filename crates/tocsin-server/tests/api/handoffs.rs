@@ -36,7 +36,7 @@ async fn person(app: &TestApp) -> (i64, String) {
         let r = app
             .post(
                 &format!("/api/v1/users/{id}/contact-methods"),
-                json!({ "kind": kind, "address": address }),
+                json!({ "kind": kind, "address": address, "verified": true }),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -337,7 +337,7 @@ async fn each_users_settings_decide_what_they_get(app: TestApp) {
     let r = app
         .post(
             &format!("/api/v1/users/{cy}/contact-methods"),
-            json!({ "kind": "sms", "address": "+15550009999" }),
+            json!({ "kind": "sms", "address": "+15550009999", "verified": true }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

@@ -29,3 +29,4 @@ mod schedules;
 mod suppression;
 mod swaps;
 mod users_deactivate;
+mod verification;
