@@ -15,12 +15,16 @@ use std::pin::Pin;
 
 mod classify;
 mod message;
+mod notice;
 mod signature;
+mod templates;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
 pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
+pub use notice::{Notice, NoticeError, PageNotice, ShiftNotice, TestNotice, VerificationNotice};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
+pub use templates::{samples, Part, TemplateError, Templates, MAX_TEMPLATE_BYTES, SMS_CHARS};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.

@@ -70,7 +70,7 @@ pub struct HandedNotification {
     pub id: i64,
     /// Unique per (incident, step, user, contact method, rule).
     pub idempotency_key: String,
-    /// Why: `escalation`, `handoff_reminder` or `shift_started`.
+    /// Why: `escalation`, `handoff_reminder`, `shift_started`, `verification` or `test`.
     pub reason: String,
     /// The incident, for escalation notifications.
     pub incident_id: Option<i64>,
@@ -82,7 +82,8 @@ pub struct HandedNotification {
     pub contact_kind: String,
     /// Where, as the contact method said when the request was made.
     pub address: String,
-    /// What to say: incident number, title, urgency, level.
+    /// What to say, by reason: incident number, title, urgency, level; schedule and
+    /// shift times; a verification code (delivery clears it once sent); a method's label.
     pub message: serde_json::Value,
     /// When it was due.
     pub send_at: chrono::DateTime<chrono::Utc>,

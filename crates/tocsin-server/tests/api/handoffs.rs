@@ -216,6 +216,7 @@ async fn reminders_and_notices_follow_local_time_across_dst(app: TestApp) {
     assert_eq!(notice.address, format!("ntfy:device-{bo}"));
     assert_eq!(notice.message["schedule_id"], s);
     assert_eq!(notice.message["schedule_name"], "Primary");
+    assert_eq!(notice.message["time_zone"], "Europe/Berlin");
     assert_eq!(notice.message["starts_at"], "2026-03-28T08:00:00Z");
     // The 23-hour shift of the short night.
     assert_eq!(notice.message["ends_at"], "2026-03-29T07:00:00Z");
