@@ -264,11 +264,13 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             // A request waits minutes: it goes to the contact method's address as it
-            // is now, and not at all to a method deleted or a user deactivated since.
+            // is now, and not at all to a method deleted, or unverified (a new
+            // address), or a user deactivated since.
             let gone = sqlx::query(
                 "UPDATE notification_requests SET status = 'cancelled', cancelled_at = $1 \
                  WHERE id = $2 AND status = 'scheduled' AND (\
-                   NOT EXISTS (SELECT 1 FROM contact_methods c WHERE c.id = notification_requests.contact_method_id) \
+                   NOT EXISTS (SELECT 1 FROM contact_methods c \
+                     WHERE c.id = notification_requests.contact_method_id AND c.verified = 1) \
                    OR EXISTS (SELECT 1 FROM users u WHERE u.id = notification_requests.user_id AND u.active = 0))",
             )
             .bind(to_millis(now))

@@ -379,7 +379,50 @@ async fn nobody_else_verifies_or_tests_your_methods(app: TestApp) {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
 }
 
+// Ada's method of `kind`, moved to a new (so unverified) address by an admin.
+async fn unverify(app: &TestApp, user: i64, kind: &str, address: &str) {
+    let methods = app.get(&methods_path(user)).await;
+    let id = methods
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == kind)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .patch(&method_path(user, id, ""), json!({ "address": address }))
+        .await;
+    assert_eq!(r.body["verified"], false, "{}", r.body);
+}
+
+/// Paging skips an unverified method, and a request waiting for its time is
+/// not sent to a method that became unverified meanwhile (a new number).
+async fn unverified_methods_are_never_paged(app: TestApp) {
+    use crate::escalation_engine::{page, run_until, runner, setup};
+    let s = setup(&app).await;
+    let ada = s.users[0];
+    // Ada's rules: push at once, SMS after 2 minutes, voice after 5.
+    unverify(&app, ada, "push", "ntfy:new-phone").await;
+    let rec = tocsin_engine::delivery::RecordingDelivery::default();
+    let r = runner(&app.store, &app.clock, &rec);
+    let t0 = app.clock.now();
+    page(&app, &s, "unverified").await;
+    run_until(&app, &[&r], t0 + Duration::minutes(1)).await;
+    unverify(&app, ada, "sms", "+15550001111").await;
+    run_until(&app, &[&r], t0 + Duration::minutes(6)).await;
+    let kinds: Vec<String> = rec
+        .requests()
+        .into_iter()
+        .filter(|h| h.user_id == ada)
+        .map(|h| h.contact_kind)
+        .collect();
+    assert_eq!(kinds, ["voice"], "only the method still verified");
+}
+
 crate::both_backends!(
+    unverified_methods_are_never_paged,
     a_code_goes_out_hashed_and_verifies_the_method,
     expired_and_exhausted_codes_need_a_new_code,
     a_new_address_is_unverified_and_only_admins_provision,
