@@ -494,6 +494,12 @@ mod tests {
     }
 
     #[test]
+    fn templates_are_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Templates>();
+    }
+
+    #[test]
     fn every_part_has_its_own_file_name() {
         let mut names: Vec<_> = Part::ALL.map(Part::file_name).to_vec();
         names.sort();

@@ -279,10 +279,11 @@ impl Store {
         if !moved && label == old.label && verified == old.verified {
             return Ok(old);
         }
-        // A code sent to the old address must not verify the new one.
+        // A code sent to the old address must not verify the new one. The time it
+        // was sent stays: moving the address is no way around one code a minute.
         let void_code = if moved {
             ", verify_salt = NULL, verify_code_hash = NULL, verify_expires_at = NULL, \
-             verify_attempts = 0, verify_sent_at = NULL"
+             verify_attempts = 0"
         } else {
             ""
         };

@@ -319,7 +319,11 @@ async fn a_new_address_is_unverified_and_only_admins_provision(app: TestApp) {
     let r = verify(&app, &token, user, email, &code).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.field(), "code");
-    // …and the new address may be sent a code at once.
+    // Moving the address is no way around one code a minute (nor a way to
+    // send codes to many numbers quickly).
+    let r = send_code(&app, &token, user, email).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    app.clock.advance(Duration::seconds(60));
     code_sent(&app, &token, user, email).await;
 
     // An admin may move and verify in one change.
