@@ -439,6 +439,7 @@ impl Sender {
                 Err(e) => tracing::error!(error = %e, "cannot release interrupted notifications"),
             }
         }
+        let wake = store.delivery_wake();
         let mut sends = JoinSet::new();
         loop {
             if *shutdown.borrow() {
@@ -474,6 +475,7 @@ impl Sender {
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                _ = wake.notified() => {}
                 Some(req) = incoming.recv() => {
                     let me = self.clone();
                     sends.spawn(async move { me.deliver(req).await });

@@ -19,9 +19,11 @@ mod http;
 mod markdown;
 pub mod mattermost;
 mod message;
+mod notice;
 mod signature;
 pub mod slack;
 pub mod teams;
+mod templates;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
@@ -29,9 +31,11 @@ pub use discord::{DiscordConfig, DiscordProvider};
 pub use http::DEFAULT_TIMEOUT;
 pub use mattermost::{MattermostConfig, MattermostProvider};
 pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
+pub use notice::{Notice, NoticeError, PageNotice, ShiftNotice, TestNotice, VerificationNotice};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
 pub use slack::{SlackConfig, SlackProvider};
 pub use teams::{TeamsConfig, TeamsProvider};
+pub use templates::{samples, Part, TemplateError, Templates, MAX_TEMPLATE_BYTES, SMS_CHARS};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.

@@ -4,6 +4,8 @@ use serde::Serialize;
 use tocsin_core::action_link::LinkAction;
 use tocsin_core::escalation::{Channel, ContactKind, Urgency};
 
+pub(crate) use crate::templates::cut;
+
 /// Text messages longer than this are cut (one SMS segment).
 const SHORT_CHARS: usize = 160;
 
@@ -124,16 +126,6 @@ impl Message {
             incident: Some(incident),
         }
     }
-}
-
-/// `text` cut to at most `max` characters, ending in "…" when cut.
-pub(crate) fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

@@ -19,6 +19,16 @@ pub enum ApiError {
     /// An integration is over its rate limit; retry after this many seconds.
     #[error("too many events for this integration; retry after {0} s")]
     RateLimited(u64),
+    /// Asked again too soon or too often (a verification code, a test notification).
+    #[error("{message}")]
+    TooSoon {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+        /// Seconds before asking again can work; 0 sends no `Retry-After`.
+        retry_after: u64,
+    },
     /// Authenticated, but the role does not allow this.
     #[error("this needs the {needed} role; your token has {have}")]
     Forbidden {
@@ -91,6 +101,7 @@ impl ApiError {
         match self {
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
+            TooSoon { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code, None),
             BadIntegrationKey => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -132,7 +143,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::RateLimited(wait) = self {
+        let wait = match self {
+            ApiError::RateLimited(wait) => Some(wait),
+            ApiError::TooSoon { retry_after, .. } if retry_after > 0 => Some(retry_after),
+            _ => None,
+        };
+        if let Some(wait) = wait {
             if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
                 resp.headers_mut()
                     .insert(axum::http::header::RETRY_AFTER, v);
@@ -173,6 +189,15 @@ impl From<StoreError> for ApiError {
                 code: "conflict",
                 message,
                 field: Some(field),
+            },
+            StoreError::TooSoon {
+                code,
+                message,
+                retry_after_secs,
+            } => ApiError::TooSoon {
+                code,
+                message,
+                retry_after: retry_after_secs,
             },
             other => ApiError::Internal(other.to_string()),
         }

@@ -22,7 +22,8 @@ use crate::events::{audit, Actor};
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
 
-const COLUMNS: &str = "id, user_id, kind, address, label, verified, created_at, updated_at";
+pub(crate) const COLUMNS: &str =
+    "id, user_id, kind, address, label, verified, created_at, updated_at";
 
 /// One way to reach a user, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -64,6 +65,9 @@ pub struct ContactMethodChanges {
     pub address: Option<ContactAddress>,
     /// New label.
     pub label: Option<String>,
+    /// Set verified or not (an admin provisioning a method). Left out, a new
+    /// address makes the method unverified and keeps it as it was otherwise.
+    pub verified: Option<bool>,
 }
 
 /// A user's notification rules, in order, and working hours (none: any time).
@@ -75,7 +79,7 @@ pub struct NotificationSetup {
     pub working_hours: Option<WorkingHoursParts>,
 }
 
-fn method_row(r: &sqlx::any::AnyRow) -> Result<StoredContactMethod, StoreError> {
+pub(crate) fn method_row(r: &sqlx::any::AnyRow) -> Result<StoredContactMethod, StoreError> {
     let kind: String = r.try_get("kind")?;
     Ok(StoredContactMethod {
         id: r.try_get("id")?,
@@ -180,13 +184,14 @@ impl Store {
         rows.iter().map(method_row).collect()
     }
 
-    /// Adds a contact method to a user. Verification codes need delivery, which
-    /// does not exist yet, so every method is stored verified.
+    /// Adds a contact method to a user: unverified, unless an admin provisions
+    /// it as verified (`verified`); only verified methods are ever paged.
     pub async fn create_contact_method(
         &self,
         user_id: i64,
         address: &ContactAddress,
         label: &str,
+        verified: bool,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<StoredContactMethod, StoreError> {
@@ -194,12 +199,13 @@ impl Store {
         self.lock_user_setup(&mut w, user_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO contact_methods (user_id, kind, address, label, verified, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
         ))
         .bind(user_id)
         .bind(address.kind().as_str())
         .bind(address.as_str())
         .bind(label)
+        .bind(i64::from(verified))
         .bind(to_millis(now))
         .fetch_one(&mut *w.tx)
         .await
@@ -236,7 +242,9 @@ impl Store {
         Ok(m)
     }
 
-    /// Changes a method's address (same kind) or label; a no-op records nothing.
+    /// Changes a method's address (same kind), label or verified flag; a new
+    /// address is unverified (and any code sent to the old one void) unless
+    /// `verified` says otherwise; a no-op records nothing.
     pub async fn update_contact_method(
         &self,
         user_id: i64,
@@ -266,15 +274,26 @@ impl Store {
             .as_ref()
             .map_or(old.address.as_str(), |a| a.as_str());
         let label = c.label.as_deref().unwrap_or(&old.label);
-        if address == old.address && label == old.label {
+        let moved = address != old.address;
+        let verified = c.verified.unwrap_or(old.verified && !moved);
+        if !moved && label == old.label && verified == old.verified {
             return Ok(old);
         }
+        // A code sent to the old address must not verify the new one. The time it
+        // was sent stays: moving the address is no way around one code a minute.
+        let void_code = if moved {
+            ", verify_salt = NULL, verify_code_hash = NULL, verify_expires_at = NULL, \
+             verify_attempts = 0"
+        } else {
+            ""
+        };
         let row = sqlx::query(&format!(
-            "UPDATE contact_methods SET address = $1, label = $2, updated_at = $3 \
-             WHERE id = $4 RETURNING {COLUMNS}"
+            "UPDATE contact_methods SET address = $1, label = $2, verified = $3, updated_at = $4{void_code} \
+             WHERE id = $5 RETURNING {COLUMNS}"
         ))
         .bind(address)
         .bind(label)
+        .bind(i64::from(verified))
         .bind(to_millis(now))
         .bind(method_id)
         .fetch_one(&mut *w.tx)

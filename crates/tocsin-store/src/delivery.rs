@@ -275,6 +275,12 @@ impl Store {
         Ok(n)
     }
 
+    /// Woken when a request due now is committed outside the job runner (a
+    /// verification code, a test notification) for the delivery worker to claim.
+    pub fn delivery_wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.delivery_wake.clone()
+    }
+
     /// When the next delivery attempt falls due (a retry, or a lease running out).
     pub async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let at: Option<i64> = sqlx::query_scalar(
@@ -341,6 +347,18 @@ impl Store {
         if n == 0 {
             w.rollback().await?;
             return Ok(false);
+        }
+        if req.reason == "verification" && !matches!(outcome, AttemptOutcome::Retry { .. }) {
+            // The code is a secret: kept only until it is sent (or cannot be).
+            let mut message = req.message.clone();
+            if let Some(m) = message.as_object_mut() {
+                m.remove("code");
+            }
+            sqlx::query("UPDATE notification_requests SET message = $1 WHERE id = $2")
+                .bind(message.to_string())
+                .bind(req.id)
+                .execute(&mut *w.tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO notification_attempts (request_id, attempt, channel, started_at, finished_at, \

@@ -28,6 +28,17 @@ pub enum StoreError {
         /// Explanation.
         message: String,
     },
+    /// Asked again too soon or too often; may be asked again after `retry_after_secs`
+    /// (0: not by waiting, only by starting over, e.g. with a new verification code).
+    #[error("{message}")]
+    TooSoon {
+        /// Machine-readable code, e.g. `verification_too_soon`.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+        /// Seconds until asking again can work.
+        retry_after_secs: u64,
+    },
     /// The write did not happen and may be retried (a batch failed to commit).
     #[error("{0}")]
     Unavailable(String),

@@ -273,6 +273,8 @@ impl Store {
             return Ok((None, Vec::new()));
         };
         let name: String = row.try_get("name")?;
+        // Notices say times in the schedule's zone.
+        let time_zone: String = row.try_get("time_zone").unwrap_or_default();
         let look_again = Some(now + HORIZON);
         let layers: Result<Vec<LayerParts>, _> =
             serde_json::from_str(&row.try_get::<String, _>("layers")?);
@@ -315,7 +317,7 @@ impl Store {
                 } else if at > from {
                     // `ends_at` is cut at the end of the computed range (8 days on).
                     let message = json!({
-                        "schedule_id": schedule_id, "schedule_name": name,
+                        "schedule_id": schedule_id, "schedule_name": name, "time_zone": time_zone,
                         "starts_at": h.starts_at, "ends_at": h.ends_at,
                         "reminder_minutes": (event == Event::Reminder)
                             .then_some(person.settings.reminder_minutes).flatten(),

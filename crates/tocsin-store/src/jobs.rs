@@ -70,7 +70,7 @@ pub struct HandedNotification {
     pub id: i64,
     /// Unique per (incident, step, user, contact method, rule).
     pub idempotency_key: String,
-    /// Why: `escalation`, `handoff_reminder` or `shift_started`.
+    /// Why: `escalation`, `handoff_reminder`, `shift_started`, `verification` or `test`.
     pub reason: String,
     /// The incident, for escalation notifications.
     pub incident_id: Option<i64>,
@@ -82,7 +82,8 @@ pub struct HandedNotification {
     pub contact_kind: String,
     /// Where, as the contact method said when the request was made.
     pub address: String,
-    /// What to say: incident number, title, urgency, level.
+    /// What to say, by reason: incident number, title, urgency, level; schedule and
+    /// shift times; a verification code (delivery clears it once sent); a method's label.
     pub message: serde_json::Value,
     /// When it was due.
     pub send_at: chrono::DateTime<chrono::Utc>,
@@ -275,11 +276,13 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             // A request waits minutes: it goes to the contact method's address as it
-            // is now, and not at all to a method deleted or a user deactivated since.
+            // is now, and not at all to a method deleted, or unverified (a new
+            // address), or a user deactivated since.
             let gone = sqlx::query(
                 "UPDATE notification_requests SET status = 'cancelled', cancelled_at = $1 \
                  WHERE id = $2 AND status = 'scheduled' AND (\
-                   NOT EXISTS (SELECT 1 FROM contact_methods c WHERE c.id = notification_requests.contact_method_id) \
+                   NOT EXISTS (SELECT 1 FROM contact_methods c \
+                     WHERE c.id = notification_requests.contact_method_id AND c.verified = 1) \
                    OR EXISTS (SELECT 1 FROM users u WHERE u.id = notification_requests.user_id AND u.active = 0))",
             )
             .bind(to_millis(now))

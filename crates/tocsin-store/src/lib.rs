@@ -30,6 +30,7 @@ mod secrets;
 mod suppress;
 mod swaps;
 mod tx;
+mod verification;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
 pub use suppress::{NewSilence, NewWindow};
 pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
+pub use verification::{
+    VerificationCode, VerificationSent, CODE_MINUTES, MAX_ATTEMPTS, RESEND_SECS,
+};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,9 @@ pub struct Store {
     url: Arc<str>,
     // See StoreOptions::delivery_lease.
     delivery_lease_ms: i64,
+    // Kicked when a request is committed as due for delivery outside a job
+    // (verification codes, tests): the delivery worker claims it.
+    delivery_wake: Arc<tokio::sync::Notify>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -177,6 +184,7 @@ impl Store {
             jobs_wake: Arc::default(),
             url: Arc::from(url),
             delivery_lease_ms: i64::try_from(opts.delivery_lease.as_millis()).unwrap_or(i64::MAX),
+            delivery_wake: Arc::default(),
             key_cache: Arc::default(),
         })
     }

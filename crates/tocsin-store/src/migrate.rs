@@ -48,6 +48,10 @@ const SQLITE: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/sqlite/0015_delivery_state.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/sqlite/0016_contact_verification.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -100,6 +104,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         15,
         include_str!("../migrations/postgres/0015_delivery_state.sql"),
+    ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_contact_verification.sql"),
     ),
 ];
 

@@ -14,7 +14,7 @@ use tocsin_core::escalation::Channel;
 use tocsin_engine::sender::{ChannelLimits, Providers, SenderConfig};
 use tocsin_notify::{
     DiscordConfig, DiscordProvider, MattermostConfig, MattermostProvider, SlackConfig,
-    SlackProvider, TeamsConfig, TeamsProvider, WebhookConfig, WebhookProvider,
+    SlackProvider, TeamsConfig, TeamsProvider, Templates, WebhookConfig, WebhookProvider,
 };
 
 /// `[notify]`.
@@ -26,6 +26,9 @@ pub struct NotifyConfig {
     /// Seconds a node holds a notification it is sending before another may
     /// take it over as cut off [default: 60]; must exceed every channel's timeout.
     pub lease_seconds: Option<u64>,
+    /// A directory of message templates overriding the built-in ones (or
+    /// `TOCSIN_NOTIFY_TEMPLATES`); checked at start.
+    pub templates_dir: Option<std::path::PathBuf>,
     /// `[notify.webhook]`: the signed outgoing webhook.
     pub webhook: Option<WebhookSection>,
     /// `[notify.slack]`: the Web API's bot token and base URL (incoming webhooks need neither).
@@ -76,6 +79,8 @@ pub struct Notify {
     pub sender: SenderConfig,
     /// How long a sender holds a notification.
     pub lease: Duration,
+    /// The message templates.
+    pub templates: Arc<Templates>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -173,10 +178,16 @@ impl NotifyConfig {
         if sender.max_attempts < 1 {
             bail!("notify.max_attempts must be at least 1");
         }
+        let dir = env("TOCSIN_NOTIFY_TEMPLATES")
+            .map(std::path::PathBuf::from)
+            .or(self.templates_dir.clone());
+        let templates = Templates::load(dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("notify.templates_dir: {e}"))?;
         Ok(Notify {
             providers,
             sender,
             lease,
+            templates: Arc::new(templates),
         })
     }
 }

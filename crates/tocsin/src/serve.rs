@@ -151,7 +151,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         state.clock.clone(),
         notify.providers,
-        tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default()),
+        tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default())
+            .with_templates(notify.templates.clone()),
         notify.sender,
     );
     let delivery = tokio::spawn(sender.clone().run(stopped.clone()));

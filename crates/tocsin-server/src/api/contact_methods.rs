@@ -4,12 +4,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tocsin_core::auth::Role;
 use tocsin_core::escalation::{
     contact_label, ContactAddress, ContactKind, NotificationRule, WorkingHoursParts,
 };
-use tocsin_store::{ContactMethodChanges, NotificationSetup, StoredContactMethod};
+use tocsin_store::{
+    ContactMethodChanges, NotificationSetup, StoredContactMethod, VerificationCode,
+};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,6 +26,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_methods, create_method))
         .routes(routes!(update_method, delete_method))
         .routes(routes!(get_rules, set_rules))
+        .routes(routes!(send_code))
+        .routes(routes!(verify_method))
+        .routes(routes!(test_method))
 }
 
 /// A new contact method.
@@ -38,6 +43,10 @@ pub(crate) struct NewContactMethod {
     address: String,
     /// What to call it; defaults by kind, e.g. `Work email`.
     label: Option<String>,
+    /// Admins provisioning a method may store it verified; otherwise it is
+    /// unverified until the user types the code sent to it.
+    #[serde(default)]
+    verified: Option<bool>,
 }
 
 /// Changes to a contact method; its kind never changes.
@@ -48,6 +57,41 @@ pub(crate) struct ContactMethodPatch {
     address: Option<String>,
     /// New label.
     label: Option<String>,
+    /// Admins only: mark the method verified or not. A new address is
+    /// unverified unless this says `true`.
+    #[serde(default)]
+    verified: Option<bool>,
+}
+
+/// A verification code as the user typed it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyRequest {
+    /// The 6-digit code sent to the contact method.
+    code: String,
+}
+
+/// A notification queued for delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueuedNotification {
+    /// The notification request (outbox row) id.
+    notification_request_id: i64,
+    /// Its idempotency key: delivery sends each key once.
+    idempotency_key: String,
+    /// When the code stops working (verification codes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+// Only admins provision verified methods: anyone else proves the address with a code.
+fn may_set_verified(c: &AsViewer, verified: Option<bool>) -> ApiResult<()> {
+    if verified == Some(true) && c.role() != Role::Admin {
+        return Err(ApiError::NotAllowed(
+            "only admins may mark a contact method verified; ask for a verification code instead"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A user's notification rules and working hours, replaced whole.
@@ -91,8 +135,8 @@ async fn list_methods(
     Ok(Json(state.store.contact_methods(user_id).await?))
 }
 
-/// Add a contact method: your own, or anyone's for admins. It is usable at once
-/// (verification codes come with notification delivery).
+/// Add a contact method: your own, or anyone's for admins. It is unverified, and
+/// never paged, until the code sent to it is entered (admins may create it verified).
 #[utoipa::path(post, path = "/api/v1/users/{id}/contact-methods", tag = "users", params(("id" = i64, Path)),
     request_body = NewContactMethod,
     responses((status = 201, body = StoredContactMethod), (status = 400, body = ErrorResponse),
@@ -105,16 +149,19 @@ async fn create_method(
     ApiJson(r): ApiJson<NewContactMethod>,
 ) -> ApiResult<(StatusCode, Json<StoredContactMethod>)> {
     let user_id = whose(&state, &c, &id).await?;
+    may_set_verified(&c, r.verified)?;
     let address = ContactAddress::parse(r.kind, "address", &r.address)?;
     let label = contact_label("label", r.kind, r.label.as_deref())?;
+    let verified = r.verified.unwrap_or(false);
     let created = state
         .store
-        .create_contact_method(user_id, &address, &label, &c.actor(), state.now())
+        .create_contact_method(user_id, &address, &label, verified, &c.actor(), state.now())
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Change a contact method's address or label: your own, or anyone's for admins.
+/// A new address is unverified again (unless an admin sets `verified`).
 #[utoipa::path(patch, path = "/api/v1/users/{id}/contact-methods/{method_id}", tag = "users",
     params(("id" = i64, Path), ("method_id" = i64, Path)), request_body = ContactMethodPatch,
     responses((status = 200, body = StoredContactMethod), (status = 400, body = ErrorResponse),
@@ -128,6 +175,7 @@ async fn update_method(
 ) -> ApiResult<Json<StoredContactMethod>> {
     let user_id = whose(&state, &c, &id).await?;
     let method_id = path_id("method_id", &method_id)?;
+    may_set_verified(&c, r.verified)?;
     // The kind never changes, so the stored one says how to read the address.
     let kind = state.store.contact_method(user_id, method_id).await?.kind;
     let changes = ContactMethodChanges {
@@ -139,6 +187,7 @@ async fn update_method(
             .label
             .map(|l| contact_label("label", kind, Some(&l)))
             .transpose()?,
+        verified: r.verified,
     };
     Ok(Json(
         state
@@ -205,5 +254,90 @@ async fn set_rules(
             .store
             .set_notification_setup(user_id, &r.rules, hours.as_ref(), &c.actor(), state.now())
             .await?,
+    ))
+}
+
+/// Send a verification code to a contact method: your own, or anyone's for admins.
+/// The 6-digit code works for 15 minutes and 5 tries; one code a minute (429
+/// `verification_too_soon` with `Retry-After`); a verified method: 409.
+#[utoipa::path(post, path = "/api/v1/users/{id}/contact-methods/{method_id}/verification", tag = "users",
+    params(("id" = i64, Path), ("method_id" = i64, Path)),
+    responses((status = 202, body = QueuedNotification), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)),
+    security(("token" = ["viewer"])))]
+async fn send_code(
+    State(state): State<AppState>,
+    c: AsViewer,
+    Path((id, method_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<QueuedNotification>)> {
+    let user_id = whose(&state, &c, &id).await?;
+    let method_id = path_id("method_id", &method_id)?;
+    let sent = state
+        .store
+        .send_verification_code(user_id, method_id, &c.actor(), state.now())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(QueuedNotification {
+            notification_request_id: sent.request.id,
+            idempotency_key: sent.request.idempotency_key,
+            expires_at: Some(sent.expires_at),
+        }),
+    ))
+}
+
+/// Verify a contact method with the code sent to it: your own, or anyone's for
+/// admins. Wrong or expired: 400 naming `code`; after 5 wrong codes: 429
+/// `verification_attempts_exhausted` until a new code is sent.
+#[utoipa::path(post, path = "/api/v1/users/{id}/contact-methods/{method_id}/verify", tag = "users",
+    params(("id" = i64, Path), ("method_id" = i64, Path)), request_body = VerifyRequest,
+    responses((status = 200, body = StoredContactMethod), (status = 400, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)),
+    security(("token" = ["viewer"])))]
+async fn verify_method(
+    State(state): State<AppState>,
+    c: AsViewer,
+    Path((id, method_id)): Path<(String, String)>,
+    ApiJson(r): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<StoredContactMethod>> {
+    let user_id = whose(&state, &c, &id).await?;
+    let method_id = path_id("method_id", &method_id)?;
+    let code = VerificationCode::parse("code", &r.code)?;
+    Ok(Json(
+        state
+            .store
+            .verify_contact_method(user_id, method_id, &code, &c.actor(), state.now())
+            .await?,
+    ))
+}
+
+/// Send a test notification to a verified contact method: your own, or anyone's
+/// for admins. Unverified: 400 naming `method_id`; one a minute (429 `test_too_soon`).
+#[utoipa::path(post, path = "/api/v1/users/{id}/contact-methods/{method_id}/test", tag = "users",
+    params(("id" = i64, Path), ("method_id" = i64, Path)),
+    responses((status = 202, body = QueuedNotification), (status = 400, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)),
+    security(("token" = ["viewer"])))]
+async fn test_method(
+    State(state): State<AppState>,
+    c: AsViewer,
+    Path((id, method_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<QueuedNotification>)> {
+    let user_id = whose(&state, &c, &id).await?;
+    let method_id = path_id("method_id", &method_id)?;
+    let request = state
+        .store
+        .send_test_notification(user_id, method_id, &c.actor(), state.now())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(QueuedNotification {
+            notification_request_id: request.id,
+            idempotency_key: request.idempotency_key,
+            expires_at: None,
+        }),
     ))
 }

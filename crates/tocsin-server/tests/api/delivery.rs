@@ -146,7 +146,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         let m = app
             .post(
                 &format!("/api/v1/users/{id}/contact-methods"),
-                json!({ "kind": "webhook", "address": format!("http://{addr}/hook/{name}") }),
+                json!({ "kind": "webhook", "address": format!("http://{addr}/hook/{name}"), "verified": true }),
             )
             .await;
         assert_eq!(m.status, StatusCode::CREATED, "{}", m.body);

@@ -41,7 +41,7 @@ async fn give_rules(app: &TestApp, user: i64) {
         let r = app
             .post(
                 &format!("/api/v1/users/{user}/contact-methods"),
-                json!({ "kind": kind, "address": address }),
+                json!({ "kind": kind, "address": address, "verified": true }),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -654,7 +654,7 @@ async fn waiting_requests_follow_address_changes_and_deletions(app: TestApp) {
     let changed = app
         .patch(
             &format!("/api/v1/users/{a}/contact-methods/{sms}"),
-            json!({ "address": "+15550009999" }),
+            json!({ "address": "+15550009999", "verified": true }),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);

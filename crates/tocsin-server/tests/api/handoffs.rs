@@ -36,7 +36,7 @@ async fn person(app: &TestApp) -> (i64, String) {
         let r = app
             .post(
                 &format!("/api/v1/users/{id}/contact-methods"),
-                json!({ "kind": kind, "address": address }),
+                json!({ "kind": kind, "address": address, "verified": true }),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -216,6 +216,7 @@ async fn reminders_and_notices_follow_local_time_across_dst(app: TestApp) {
     assert_eq!(notice.address, format!("ntfy:device-{bo}"));
     assert_eq!(notice.message["schedule_id"], s);
     assert_eq!(notice.message["schedule_name"], "Primary");
+    assert_eq!(notice.message["time_zone"], "Europe/Berlin");
     assert_eq!(notice.message["starts_at"], "2026-03-28T08:00:00Z");
     // The 23-hour shift of the short night.
     assert_eq!(notice.message["ends_at"], "2026-03-29T07:00:00Z");
@@ -337,7 +338,7 @@ async fn each_users_settings_decide_what_they_get(app: TestApp) {
     let r = app
         .post(
             &format!("/api/v1/users/{cy}/contact-methods"),
-            json!({ "kind": "sms", "address": "+15550009999" }),
+            json!({ "kind": "sms", "address": "+15550009999", "verified": true }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

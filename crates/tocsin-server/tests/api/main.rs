@@ -30,3 +30,4 @@ mod schedules;
 mod suppression;
 mod swaps;
 mod users_deactivate;
+mod verification;

@@ -121,7 +121,7 @@ async fn kill_9_mid_delivery_loses_nothing_and_repeats_only_calls_in_flight() {
     let (s, method) = http
         .post(
             &format!("/api/v1/users/{me}/contact-methods"),
-            json!({ "kind": "webhook", "address": hook }),
+            json!({ "kind": "webhook", "address": hook, "verified": true }),
         )
         .await
         .unwrap();

@@ -54,7 +54,7 @@ async fn an_alert_is_paged_by_the_running_server() {
     let (s, method) = http
         .post(
             &format!("/api/v1/users/{me}/contact-methods"),
-            json!({ "kind": "push", "address": "ntfy:phone-1" }),
+            json!({ "kind": "push", "address": "ntfy:phone-1", "verified": true }),
         )
         .await
         .unwrap();
