@@ -16,11 +16,14 @@ use std::pin::Pin;
 mod classify;
 mod message;
 mod signature;
+pub mod sms;
+pub mod twilio;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
 pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
+pub use twilio::{TwilioConfig, TwilioSmsProvider, TwilioVoiceProvider};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.
