@@ -26,6 +26,7 @@ mod migrate;
 mod notes;
 mod schedules;
 mod secrets;
+mod sms_replies;
 mod suppress;
 mod swaps;
 mod tx;
@@ -55,6 +56,7 @@ pub use jobs::{HandedNotification, JobReport, JobStats};
 pub use notes::{NewAttachment, NewNote};
 pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{AuthPrincipal, NewSecret};
+pub use sms_replies::{SmsReplyOutcome, SmsSender};
 pub use suppress::{NewSilence, NewWindow};
 pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
 

@@ -28,4 +28,5 @@ mod roles;
 mod schedules;
 mod suppression;
 mod swaps;
+mod twilio_replies;
 mod users_deactivate;
