@@ -279,8 +279,10 @@ struct TwilioError {
 /// The classified error with Twilio's code and message in words, and the few
 /// 400 codes that mean "later" made retryable.
 fn explain(e: SendError, status: u16, body: &[u8]) -> SendError {
-    let Ok(err) = serde_json::from_slice::<TwilioError>(body) else {
-        return e;
+    let err = match serde_json::from_slice::<TwilioError>(body) {
+        Ok(err) if err.code.is_some() || err.message.is_some() => err,
+        // Not Twilio's error shape (a proxy's page, an empty body): the answer as it was.
+        _ => return e,
     };
     let mut reason = format!("HTTP {status}: Twilio error");
     if let Some(code) = err.code {

@@ -573,3 +573,19 @@ async fn an_unanswered_call_request_times_out_retryably() {
         })
     );
 }
+
+#[tokio::test]
+async fn an_answer_that_is_json_but_not_twilios_error_is_kept_as_it_was() {
+    let (result, _) = sms(
+        vec![Reply::Error(502, vec![], json!({"gateway": "down"}))],
+        TO,
+    )
+    .await;
+    assert_eq!(
+        result,
+        Err(SendError::Retryable {
+            reason: "HTTP 502 Bad Gateway: {\"gateway\":\"down\"}".into(),
+            retry_after: None,
+        })
+    );
+}

@@ -225,6 +225,16 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// A title cut to keep the answer near one text message.
+fn short_title(title: &str) -> String {
+    const MAX: usize = 80;
+    if title.chars().count() <= MAX {
+        return title.to_string();
+    }
+    let cut: String = title.chars().take(MAX - 3).collect();
+    format!("{}...", cut.trim_end())
+}
+
 /// TwiML that texts `text` back; no text: answer nothing.
 fn twiml(text: Option<&str>) -> Response {
     let body = match text {
@@ -346,7 +356,7 @@ async fn reply(state: &AppState, from: &str, text: &str) -> Result<Option<String
             o.incident.number,
             action.done_word(),
             o.user_name,
-            o.incident.title
+            short_title(&o.incident.title)
         ),
         Ok(o) => format!(
             "{} is already {}; nothing changed.",
@@ -482,6 +492,14 @@ mod tests {
             signature("12345", url, &params),
             "IK+Dwps556ElfBT0I3Rgjkr1wJU="
         );
+    }
+
+    #[test]
+    fn long_titles_are_cut_in_answers() {
+        assert_eq!(short_title("Database down"), "Database down");
+        let cut = short_title(&"é".repeat(200));
+        assert_eq!(cut.chars().count(), 80);
+        assert!(cut.ends_with("é..."));
     }
 
     #[test]
