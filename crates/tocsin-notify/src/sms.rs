@@ -132,9 +132,17 @@ fn spoken(message: &Message) -> String {
 }
 
 /// The TwiML of a call: the message read `repeat` times with a pause between,
-/// then how to act on it. Every text is escaped; at most [`MAX_TWIML`] characters
-/// (fewer repeats when a long title would pass it).
-pub fn spoken_twiml(message: &Message, repeat: u8, reply_hint: bool) -> String {
+/// then how to act on it. With `keypad` (the URL of Tocsin's
+/// `/hooks/twilio/voice`) and an incident, the reading is inside a `<Gather>`
+/// that offers 4 to acknowledge and 6 to resolve and posts the key there. Every
+/// text is escaped; at most [`MAX_TWIML`] characters (fewer repeats when a long
+/// title would pass it).
+pub fn spoken_twiml(
+    message: &Message,
+    repeat: u8,
+    reply_hint: bool,
+    keypad: Option<&str>,
+) -> String {
     let said = xml_escape(&spoken(message));
     let outro = match (&message.incident, reply_hint) {
         (Some(i), true) => format!(
@@ -151,6 +159,13 @@ pub fn spoken_twiml(message: &Message, repeat: u8, reply_hint: bool) -> String {
     } else {
         format!("<Say>{}</Say>", xml_escape(&outro))
     };
+    let gather = match (&message.incident, keypad) {
+        (Some(i), Some(url)) => Some(format!(
+            "<Gather numDigits=\"1\" timeout=\"10\" method=\"POST\" action=\"{}\">",
+            xml_escape(&format!("{url}?incident={}", i.id))
+        )),
+        _ => None,
+    };
     let mut times = repeat.max(1);
     loop {
         let mut body = String::new();
@@ -159,6 +174,10 @@ pub fn spoken_twiml(message: &Message, repeat: u8, reply_hint: bool) -> String {
                 body.push_str("<Pause length=\"1\"/>");
             }
             body.push_str(&format!("<Say>{said}</Say>"));
+        }
+        if let Some(open) = &gather {
+            body =
+                format!("{open}{body}<Say>Press 4 to acknowledge, or 6 to resolve.</Say></Gather>");
         }
         let twiml = format!("<Response>{body}{outro}<Say>Goodbye.</Say></Response>");
         if twiml.chars().count() <= MAX_TWIML || times == 1 {
@@ -245,14 +264,14 @@ mod tests {
         };
         assert_eq!(sms_body(&m, true), "On call for Primary from 09:00");
         assert_eq!(
-            spoken_twiml(&m, 1, true),
+            spoken_twiml(&m, 1, true, Some("https://t.example/hooks/twilio/voice")),
             "<Response><Say>On call for Primary from 09:00</Say><Say>Goodbye.</Say></Response>"
         );
     }
 
     #[test]
     fn twiml_escapes_and_repeats() {
-        let t = spoken_twiml(&page("<b>A & B</b> \"x\"\u{1}"), 2, true);
+        let t = spoken_twiml(&page("<b>A & B</b> \"x\"\u{1}"), 2, true, None);
         let said = "<Say>Tocsin alert. Incident 12, high urgency: &lt;b&gt;A &amp; B&lt;/b&gt; &quot;x&quot;.</Say>";
         assert_eq!(
             t,
@@ -264,8 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn with_a_keypad_the_reading_is_gathered() {
+        let t = spoken_twiml(
+            &page("Database down"),
+            1,
+            true,
+            Some("https://t.example/hooks/twilio/voice"),
+        );
+        assert_eq!(
+            t,
+            "<Response><Gather numDigits=\"1\" timeout=\"10\" method=\"POST\" \
+             action=\"https://t.example/hooks/twilio/voice?incident=7\"><Say>Tocsin alert. \
+             Incident 12, high urgency: Database down.</Say><Say>Press 4 to acknowledge, or 6 to \
+             resolve.</Say></Gather><Say>To acknowledge, reply 12 ack to the text message, or use \
+             the link in your other notifications.</Say><Say>Goodbye.</Say></Response>"
+        );
+    }
+
+    #[test]
     fn twiml_stays_under_twilios_limit() {
-        let t = spoken_twiml(&page(&"&\"".repeat(500)), 3, true);
+        let t = spoken_twiml(
+            &page(&"&\"".repeat(500)),
+            3,
+            true,
+            Some("https://t.example/a?b&c"),
+        );
         assert!(t.chars().count() <= MAX_TWIML, "{}", t.len());
         assert!(t.contains("&amp;&quot;"));
     }

@@ -144,6 +144,7 @@ struct Twilio {
     timeout: Duration,
     voice_repeat: u8,
     reply_hint: bool,
+    keypad: Option<String>,
     clock: Arc<dyn Clock>,
 }
 
@@ -218,6 +219,7 @@ impl Twilio {
             timeout,
             voice_repeat: config.voice_repeat,
             reply_hint: config.reply_hint,
+            keypad: None,
             clock: Arc::new(SystemClock),
         })
     }
@@ -392,11 +394,28 @@ impl TwilioVoiceProvider {
         self
     }
 
+    /// The same provider offering "press 4 to acknowledge, 6 to resolve" on
+    /// calls about an incident; Twilio posts the key to
+    /// `{public_url}/hooks/twilio/voice`, which Tocsin serves when Twilio is
+    /// configured there too (same account, same `public_url`).
+    pub fn with_keypad(mut self, public_url: &str) -> Self {
+        self.0.keypad = Some(format!(
+            "{}/hooks/twilio/voice",
+            public_url.trim_end_matches('/')
+        ));
+        self
+    }
+
     async fn post(&self, out: &Outgoing) -> Result<Sent, SendError> {
         let t = &self.0;
         let to = to_number(out)?;
         let from = t.from.as_deref().expect("checked in new()");
-        let twiml = spoken_twiml(&out.message, t.voice_repeat, t.reply_hint);
+        let twiml = spoken_twiml(
+            &out.message,
+            t.voice_repeat,
+            t.reply_hint,
+            t.keypad.as_deref(),
+        );
         t.create("Calls", &[("To", to), ("From", from), ("Twiml", &twiml)])
             .await
     }

@@ -589,3 +589,43 @@ async fn an_answer_that_is_json_but_not_twilios_error_is_kept_as_it_was() {
         })
     );
 }
+
+#[tokio::test]
+async fn with_a_keypad_the_call_gathers_one_key_for_tocsin() {
+    let (t, addr) = FakeTwilio::start(vec![]).await;
+    let p = TwilioVoiceProvider::new(TwilioConfig {
+        voice_repeat: 1,
+        ..config(addr)
+    })
+    .unwrap()
+    .with_keypad("https://tocsin.example.com/");
+    let r = p
+        .send(&outgoing(ContactKind::Voice, TO, "Disk & <full>"))
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let twiml = t.seen()[0].param("Twiml").unwrap().to_string();
+    let doc = roxmltree::Document::parse(&twiml).unwrap();
+    let gather = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name("Gather"))
+        .expect("a Gather");
+    assert_eq!(gather.attribute("numDigits"), Some("1"));
+    assert_eq!(gather.attribute("method"), Some("POST"));
+    assert_eq!(
+        gather.attribute("action"),
+        Some("https://tocsin.example.com/hooks/twilio/voice?incident=7")
+    );
+    let inside: Vec<&str> = gather
+        .children()
+        .filter(|n| n.has_tag_name("Say"))
+        .map(|n| n.text().unwrap())
+        .collect();
+    assert_eq!(
+        inside,
+        [
+            "Tocsin alert. Incident 12, high urgency: Disk & <full>. Escalation level 1.",
+            "Press 4 to acknowledge, or 6 to resolve."
+        ]
+    );
+}

@@ -1,7 +1,8 @@
-//! Replies to a page's text message through Twilio's incoming-message webhook,
-//! `POST /hooks/twilio/sms`: signed like Twilio signs (computed here from the
+//! Answers to a page by phone through Twilio's webhooks: replies to the text
+//! (`POST /hooks/twilio/sms`) and keys pressed during the call
+//! (`POST /hooks/twilio/voice`). Signed like Twilio signs (computed here from the
 //! documented algorithm, not with the server's code), acted on as the user whose
-//! verified SMS number sent them, answered with TwiML.
+//! verified number it is, answered with TwiML.
 
 use std::sync::Arc;
 
@@ -76,6 +77,23 @@ struct Answer {
 }
 
 impl Answer {
+    /// The texts of the TwiML's `<Say>`s.
+    fn says(&self) -> Vec<String> {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert!(
+            self.content_type.starts_with("text/xml"),
+            "{}",
+            self.content_type
+        );
+        let doc = roxmltree::Document::parse(&self.body).expect("well-formed TwiML");
+        assert_eq!(doc.root_element().tag_name().name(), "Response");
+        doc.root_element()
+            .children()
+            .filter(|n| n.has_tag_name("Say"))
+            .map(|n| n.text().unwrap_or("").to_string())
+            .collect()
+    }
+
     /// The text of the TwiML `<Message>`; None for an empty `<Response/>`.
     fn message(&self) -> Option<String> {
         assert_eq!(self.status, StatusCode::OK, "{}", self.body);
@@ -97,11 +115,20 @@ impl Answer {
 }
 
 async fn post(base: &str, params: &[(&str, &str)], signature: Option<&str>) -> Answer {
+    post_to(base, "/hooks/twilio/sms", params, signature).await
+}
+
+async fn post_to(
+    base: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    signature: Option<&str>,
+) -> Answer {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
     let mut req = reqwest::Client::new()
-        .post(format!("{base}/hooks/twilio/sms"))
+        .post(format!("{base}{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body);
     if let Some(s) = signature {
@@ -310,6 +337,106 @@ async fn without_twilio_configured_the_route_is_not_there(app: TestApp) {
     let sig = sign(&format!("{PUBLIC}/hooks/twilio/sms"), &params);
     let r = post(&app.base, &params, Some(&sig)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let path = "/hooks/twilio/voice?incident=1";
+    let params = keypress(BEA_PHONE, "4");
+    let sig = sign(&format!("{PUBLIC}{path}"), &params);
+    let r = post_to(&app.base, path, &params, Some(&sig)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}
+
+/// What Twilio posts to a `<Gather>` action on an outbound call to `called`.
+fn keypress<'a>(called: &'a str, digits: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+        ("CallStatus", "in-progress"),
+        ("Called", called),
+        ("Caller", "+15017122661"),
+        ("Digits", digits),
+        ("Direction", "outbound-api"),
+        ("From", "+15017122661"),
+        ("To", called),
+        ("FinishedOnKey", ""),
+    ]
+}
+
+/// A key pressed during the call about `incident`, signed as Twilio would.
+async fn press(base: &str, incident: i64, called: &str, digits: &str) -> Answer {
+    let path = format!("/hooks/twilio/voice?incident={incident}");
+    let params = keypress(called, digits);
+    let sig = sign(&format!("{PUBLIC}{path}"), &params);
+    post_to(base, &path, &params, Some(&sig)).await
+}
+
+/// A user with a voice contact method at `phone`; their id.
+async fn voice_user(app: &TestApp, name: &str, role: &str, phone: &str) -> i64 {
+    let id = user_with_phone(app, name, role, "+15559990000").await;
+    let r = app
+        .post(
+            &format!("/api/v1/users/{id}/contact-methods"),
+            json!({ "kind": "voice", "address": phone }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    id
+}
+
+async fn a_key_pressed_during_the_call_acts_as_the_person_called(app: TestApp) {
+    let base = twilio_node(&app).await;
+    let bea = voice_user(&app, "Bea", "responder", BEA_PHONE).await;
+    let id = incident(&app, "Queue & <backlog>").await;
+
+    let said = press(&base, id, BEA_PHONE, "4").await.says();
+    assert_eq!(
+        said,
+        [
+            format!("INC-{id} acknowledged by Bea: Queue & <backlog>"),
+            "Goodbye.".to_string()
+        ]
+    );
+    assert_eq!(status_of(&app, id).await, "acknowledged");
+    let tl = app.timeline(id).await;
+    let reply = tl
+        .iter()
+        .find(|e| e["kind"] == "incident.call_reply")
+        .expect("the key on the timeline");
+    assert_eq!(reply["actor_id"].as_i64(), Some(bea));
+    assert_eq!(
+        reply["data"],
+        json!({ "from": BEA_PHONE, "action": "acknowledge", "changed": true, "status": "acknowledged" })
+    );
+
+    // Another key does nothing; 6 resolves.
+    let before = app.counts().await;
+    let said = press(&base, id, BEA_PHONE, "9").await.says();
+    assert!(said[0].starts_with("That key does nothing"), "{said:?}");
+    assert_eq!(app.counts().await, before);
+    press(&base, id, BEA_PHONE, "6").await.says();
+    assert_eq!(status_of(&app, id).await, "resolved");
+}
+
+async fn keypresses_need_the_signature_and_a_verified_voice_number(app: TestApp) {
+    let base = twilio_node(&app).await;
+    voice_user(&app, "Bea", "responder", BEA_PHONE).await;
+    // The SMS number of a voice user is not their voice number.
+    let id = incident(&app, "x").await;
+    let before = app.counts().await;
+    let path = format!("/hooks/twilio/voice?incident={id}");
+    let params = keypress(BEA_PHONE, "4");
+    // Signed for another incident: the query is part of what is signed.
+    let other = sign(
+        &format!("{PUBLIC}/hooks/twilio/voice?incident={}", id + 1),
+        &params,
+    );
+    for sig in [None, Some(other.as_str())] {
+        let r = post_to(&base, &path, &params, sig).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    let said = press(&base, id, "+15559990000", "4").await.says();
+    assert!(said[0].contains("not a verified voice contact"), "{said:?}");
+    assert_eq!(app.counts().await, before);
+    assert_eq!(status_of(&app, id).await, "triggered");
 }
 
 crate::both_backends!(
@@ -318,4 +445,6 @@ crate::both_backends!(
     unknown_unverified_and_viewer_numbers_change_nothing,
     replies_that_cannot_act_say_why,
     without_twilio_configured_the_route_is_not_there,
+    a_key_pressed_during_the_call_acts_as_the_person_called,
+    keypresses_need_the_signature_and_a_verified_voice_number,
 );
