@@ -24,6 +24,8 @@ mod signature;
 pub mod slack;
 pub mod teams;
 mod templates;
+pub mod sms;
+pub mod twilio;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
@@ -36,6 +38,7 @@ pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
 pub use slack::{SlackConfig, SlackProvider};
 pub use teams::{TeamsConfig, TeamsProvider};
 pub use templates::{samples, Part, TemplateError, Templates, MAX_TEMPLATE_BYTES, SMS_CHARS};
+pub use twilio::{TwilioConfig, TwilioSmsProvider, TwilioVoiceProvider};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.

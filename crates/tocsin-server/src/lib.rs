@@ -11,6 +11,7 @@ mod ops;
 pub mod password;
 pub mod smtp;
 pub mod state;
+pub mod twilio;
 
 use std::future::Future;
 
@@ -21,11 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use state::{AppState, Limits};
+pub use twilio::TwilioInbound;
 
 fn all_routes() -> OpenApiRouter<AppState> {
     api::routes()
         .merge(api::feed_routes())
         .merge(actions::routes())
+        .merge(twilio::routes())
         .merge(ingest::routes())
         .merge(ops::routes())
 }

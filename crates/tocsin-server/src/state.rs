@@ -51,6 +51,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Kicked when a heartbeat is pinged or changed, so its checker recomputes its sleep.
     pub heartbeat_wake: Arc<tokio::sync::Notify>,
+    /// Replies to text messages through Twilio; `None`: `/hooks/twilio/sms` answers 404.
+    pub twilio: Option<Arc<crate::twilio::TwilioInbound>>,
 }
 
 impl AppState {
@@ -74,7 +76,14 @@ impl AppState {
             limiter: Arc::default(),
             public_url: None,
             heartbeat_wake: Arc::default(),
+            twilio: None,
         }
+    }
+
+    /// The same state taking SMS replies through Twilio (`/hooks/twilio/sms`).
+    pub fn with_twilio(mut self, twilio: crate::twilio::TwilioInbound) -> Self {
+        self.twilio = Some(Arc::new(twilio));
+        self
     }
 
     /// The current time.

@@ -16,6 +16,7 @@ use tocsin_core::time::{from_millis, to_millis, Timestamp};
 use tocsin_core::Invalid;
 
 use crate::events::{audit, incident_event, Actor};
+use crate::tx::WriteTx;
 use crate::{Backend, Store, StoreError};
 
 const PURPOSE: &str = "action_link";
@@ -269,7 +270,56 @@ impl Store {
             let used_at = self.used_at(&nonce).await?.unwrap_or(now);
             return Err(ActionLinkError::Used { used_at });
         }
-        // Shared lock: a deactivation waits for this use, or this use sees it.
+        let acted = self
+            .act_as(
+                &mut w,
+                settings,
+                claim.incident_id,
+                claim.action,
+                claim.user_id,
+                "incident.action_link_used",
+                json!({}),
+                now,
+            )
+            .await;
+        let (incident, changed, user_name) = match acted {
+            Ok(a) => a,
+            Err(e) => {
+                w.rollback().await?;
+                return Err(e);
+            }
+        };
+        w.commit().await?;
+        Ok(ActionLinkOutcome {
+            incident,
+            action: claim.action,
+            user_id: claim.user_id,
+            user_name,
+            changed,
+            at: now,
+        })
+    }
+
+    /// Acknowledges or resolves an incident as `user_id` inside `w`, the way a
+    /// one-click action does (action links, SMS replies): the user, read under a
+    /// shared lock so a deactivation waits or is seen, must be an active
+    /// responder; an incident already where the action leads is left as it is;
+    /// the lifecycle path is the API's, so the escalation stops or is cancelled.
+    /// Records `event` (with `action`, `changed`, `status` added to `data`) on the
+    /// incident's timeline. Returns the incident, whether it moved, and the
+    /// user's name. On an error the caller rolls back.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn act_as(
+        &self,
+        w: &mut WriteTx,
+        settings: &IncidentSettings,
+        incident_id: i64,
+        action: LinkAction,
+        user_id: i64,
+        event: &'static str,
+        mut data: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(Incident, bool, String), ActionLinkError> {
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR SHARE",
@@ -277,50 +327,33 @@ impl Store {
         let row = sqlx::query(&format!(
             "SELECT name, role, active FROM users WHERE id = $1{lock}"
         ))
-        .bind(claim.user_id)
+        .bind(user_id)
         .fetch_optional(&mut *w.tx)
         .await?
-        .ok_or_else(|| StoreError::not_found(format!("user {}", claim.user_id)))?;
+        .ok_or_else(|| StoreError::not_found(format!("user {user_id}")))?;
         let user = link_user(&row)?;
-        if let Err(e) = check_user(&user) {
-            w.rollback().await?;
-            return Err(e);
-        }
+        check_user(&user)?;
         let actor = Actor {
-            user_id: Some(claim.user_id),
+            user_id: Some(user_id),
             name: user.name.clone(),
         };
-        let id = claim.incident_id;
-        let cur = self.lock_incident(&mut w, id).await?;
-        let (incident, changed) = if claim.action.already_done(cur.status) {
+        let cur = self.lock_incident(w, incident_id).await?;
+        let (incident, changed) = if action.already_done(cur.status) {
             (cur, false)
         } else {
             let (next, moved) = self
-                .transition_in(&mut w, settings, id, claim.action.target(), &actor, now)
+                .transition_in(w, settings, incident_id, action.target(), &actor, now)
                 .await?;
             if moved == Moved::Status {
-                self.incident_acts_on_alerts(&mut w, id, next.status, &actor, now)
+                self.incident_acts_on_alerts(w, incident_id, next.status, &actor, now)
                     .await?;
             }
             (next, true)
         };
-        incident_event(
-            &mut w,
-            now,
-            &actor,
-            id,
-            "incident.action_link_used",
-            json!({ "action": claim.action, "changed": changed, "status": incident.status }),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(ActionLinkOutcome {
-            incident,
-            action: claim.action,
-            user_id: claim.user_id,
-            user_name: user.name,
-            changed,
-            at: now,
-        })
+        data["action"] = json!(action);
+        data["changed"] = json!(changed);
+        data["status"] = json!(incident.status);
+        incident_event(w, now, &actor, incident_id, event, data).await?;
+        Ok((incident, changed, user.name))
     }
 }

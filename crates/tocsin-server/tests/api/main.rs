@@ -29,5 +29,6 @@ mod roles;
 mod schedules;
 mod suppression;
 mod swaps;
+mod twilio_replies;
 mod users_deactivate;
 mod verification;
