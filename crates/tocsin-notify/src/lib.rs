@@ -14,13 +14,21 @@ use std::future::Future;
 use std::pin::Pin;
 
 mod classify;
+pub mod email;
 mod message;
+pub mod ntfy;
+pub mod pushover;
 mod signature;
+pub mod smtp;
+mod support;
 pub mod webhook;
 
 pub use classify::{classify, excerpt, parse_retry_after, SendError, EXCERPT_BYTES};
 pub use message::{Action, IncidentSummary, Link, Message, Outgoing, Recipient};
+pub use ntfy::{NtfyConfig, NtfyProvider};
+pub use pushover::{PushoverConfig, PushoverProvider};
 pub use signature::{sign, verify_signature, SignatureError, SIGNATURE_HEADER};
+pub use smtp::{Security, SmtpConfig, SmtpProvider};
 pub use webhook::{WebhookConfig, WebhookProvider};
 
 /// A boxed future that can cross threads, borrowing for `'a`.
