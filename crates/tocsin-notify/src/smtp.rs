@@ -17,7 +17,7 @@ use crate::email;
 use crate::support::seconds;
 use crate::{BoxFuture, Outgoing, Provider, Sent};
 
-/// How long the relay has to answer each step unless configured otherwise.
+/// How long one delivery may take unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable the password may come from instead of the config file.
@@ -67,7 +67,7 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// The sender, a mailbox: `Tocsin <tocsin@example.com>`.
     pub from: String,
-    /// How long the relay has to answer each step, in seconds.
+    /// How long one delivery may take, connecting included, in seconds.
     #[serde(default = "default_timeout", deserialize_with = "seconds")]
     pub timeout: Duration,
     /// A PEM file of extra CA certificates to trust (a private relay's own CA).
@@ -227,15 +227,27 @@ impl SmtpProvider {
         let mail = email::build(out, &self.from, to)
             .map_err(|e| SendError::bad_address(format!("cannot build the mail: {e}")))?;
         let message_id = email::message_id(&out.idempotency_key, self.from.email.domain());
-        let response = self
-            .transport
-            .send(mail)
+        // lettre bounds only the connect with its timeout; a relay that accepts
+        // and then says nothing would hold the delivery worker forever.
+        let response = tokio::time::timeout(self.timeout, self.transport.send(mail))
             .await
+            .map_err(|_| self.no_answer())?
             .map_err(|e| self.classify(&e))?;
         Ok(Sent {
             provider_id: Some(message_id),
             status: u16::from(response.code()),
         })
+    }
+
+    fn no_answer(&self) -> SendError {
+        SendError::Retryable {
+            reason: format!(
+                "{} did not answer within {} ms",
+                self.endpoint,
+                self.timeout.as_millis()
+            ),
+            retry_after: None,
+        }
     }
 
     /// 4xx replies and failures to reach or talk to the relay are worth another
@@ -263,14 +275,7 @@ impl SmtpProvider {
             };
         }
         if err.is_timeout() {
-            return SendError::Retryable {
-                reason: format!(
-                    "{} did not answer within {} ms",
-                    self.endpoint,
-                    self.timeout.as_millis()
-                ),
-                retry_after: None,
-            };
+            return self.no_answer();
         }
         let detail = chain(err);
         if err.is_client() {
