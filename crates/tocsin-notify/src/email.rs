@@ -179,6 +179,52 @@ mod tests {
         assert_eq!(bad, "Open: javascript:alert(1)");
     }
 
+    fn notice(html: Option<&str>) -> Outgoing {
+        use crate::{Message, Recipient};
+        use tocsin_core::escalation::{Channel, ContactKind};
+        Outgoing {
+            idempotency_key: "shift:4:u3".into(),
+            recipient: Recipient {
+                user_id: 3,
+                contact_method_id: 9,
+                kind: ContactKind::Email,
+                channel: Channel::Email,
+                address: "ann@example.com".into(),
+                target: "ann@example.com".into(),
+            },
+            message: Message {
+                subject: "On call from 09:00".into(),
+                short: "On call from 09:00".into(),
+                long: "Your shift starts at 09:00.\nHandoff: <ops>\n".into(),
+                html: html.map(str::to_string),
+                incident: None,
+            },
+        }
+    }
+
+    fn formatted(out: &Outgoing) -> String {
+        let from: Mailbox = "Tocsin <t@example.com>".parse().unwrap();
+        let to: Mailbox = "ann@example.com".parse().unwrap();
+        String::from_utf8(build(out, &from, to).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn a_notice_has_no_incident_headers_and_escaped_lines() {
+        let mail = formatted(&notice(None));
+        assert!(!mail.contains("X-Tocsin-Incident"), "{mail}");
+        assert!(!mail.contains("References"), "{mail}");
+        assert!(mail.contains("Auto-Submitted: auto-generated"), "{mail}");
+        assert!(mail.contains("<p>Handoff: &lt;ops&gt;</p>"), "{mail}");
+    }
+
+    #[test]
+    fn the_message_s_own_html_is_used_when_it_brings_one() {
+        let mail = formatted(&notice(Some("<p>Rendered by a template</p>")));
+        assert!(mail.contains("<p>Rendered by a template</p>"), "{mail}");
+        assert!(!mail.contains("<p>Handoff"), "{mail}");
+        assert!(mail.contains("Your shift starts at 09:00."), "{mail}");
+    }
+
     #[test]
     fn ids_are_stable_and_valid() {
         let a = message_id("esc:7:s0:r0:l0:u3:c9:n1", "example.com");
