@@ -24,7 +24,7 @@ pub(crate) fn build(
     let mut builder = lettre::Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(out.message.subject.clone())
+        .subject(one_line(&out.message.subject))
         .message_id(Some(message_id(&out.idempotency_key, domain)))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(AUTO_SUBMITTED),
@@ -43,13 +43,22 @@ pub(crate) fn build(
             ));
     }
     let html = match &out.message.html {
-        Some(fragment) => document(&out.message.subject, fragment),
-        None => document(&out.message.subject, &render(out)),
+        Some(fragment) => document(&one_line(&out.message.subject), fragment),
+        None => document(&one_line(&out.message.subject), &render(out)),
     };
     builder.multipart(MultiPart::alternative_plain_html(
         out.message.long.clone(),
         html,
     ))
+}
+
+/// A subject from an alert may hold line breaks; lettre encodes them safely,
+/// but a subject shown on two lines, or text that looks like a header, helps nobody.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The Message-ID for an idempotency key: the same request always gets the same id.
@@ -223,6 +232,19 @@ mod tests {
         assert!(mail.contains("<p>Rendered by a template</p>"), "{mail}");
         assert!(!mail.contains("<p>Handoff"), "{mail}");
         assert!(mail.contains("Your shift starts at 09:00."), "{mail}");
+    }
+
+    #[test]
+    fn a_line_break_in_the_subject_cannot_add_a_header() {
+        let mut out = notice(None);
+        out.message.subject = "Disk full\r\nBcc: evil@example.com".into();
+        let mail = formatted(&out);
+        let head = &mail[..mail.find("\r\n\r\n").unwrap()];
+        assert!(
+            head.contains("Subject: Disk full Bcc: evil@example.com\r\n"),
+            "{head}"
+        );
+        assert!(!mail.to_ascii_lowercase().contains("\nbcc:"), "{mail}");
     }
 
     #[test]
