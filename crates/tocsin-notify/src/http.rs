@@ -24,7 +24,7 @@ pub(crate) const ANSWER_BYTES: usize = 64 * 1024;
 /// not configured, is worse than a clear permanent error.
 pub(crate) fn client(timeout: Duration, section: &str) -> Result<reqwest::Client, Invalid> {
     if timeout.is_zero() {
-        return Err(Invalid::new("timeout", "must be more than zero"));
+        return Err(Invalid::new("timeout_seconds", "must be more than zero"));
     }
     reqwest::Client::builder()
         .user_agent(USER_AGENT)

@@ -460,7 +460,7 @@ mod tests {
                     timeout: Duration::ZERO,
                     ..SlackConfig::default()
                 },
-                "timeout",
+                "timeout_seconds",
             ),
         ] {
             assert_eq!(SlackProvider::new(config).unwrap_err().field, field);

@@ -241,7 +241,7 @@ mod tests {
             })
             .unwrap_err()
             .field,
-            "timeout"
+            "timeout_seconds"
         );
     }
 }

@@ -58,8 +58,8 @@ pub struct TwilioConfig {
     #[serde(default = "default_api_base_url")]
     pub api_base_url: String,
     /// How long Twilio has to answer, connection included, seconds.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
     /// How many times a call reads the message, 1 to 3.
     #[serde(default = "default_voice_repeat")]
     pub voice_repeat: u8,
@@ -72,7 +72,7 @@ pub struct TwilioConfig {
 fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_string()
 }
-fn default_timeout_secs() -> u64 {
+fn default_timeout_seconds() -> u64 {
     DEFAULT_TIMEOUT_SECS
 }
 fn default_voice_repeat() -> u8 {
@@ -95,7 +95,7 @@ impl TwilioConfig {
             from: Some(from.into()),
             messaging_service_sid: None,
             api_base_url: default_api_base_url(),
-            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            timeout_seconds: DEFAULT_TIMEOUT_SECS,
             voice_repeat: DEFAULT_VOICE_REPEAT,
             reply_hint: true,
         }
@@ -111,7 +111,7 @@ impl std::fmt::Debug for TwilioConfig {
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("api_base_url", &self.api_base_url)
-            .field("timeout_secs", &self.timeout_secs)
+            .field("timeout_seconds", &self.timeout_seconds)
             .field("voice_repeat", &self.voice_repeat)
             .field("reply_hint", &self.reply_hint)
             .finish()
@@ -190,8 +190,8 @@ impl Twilio {
                 ));
             }
         }
-        if config.timeout_secs == 0 {
-            return Err(Invalid::new("timeout_secs", "must be more than zero"));
+        if config.timeout_seconds == 0 {
+            return Err(Invalid::new("timeout_seconds", "must be more than zero"));
         }
         if !(1..=3).contains(&config.voice_repeat) {
             return Err(Invalid::new("voice_repeat", "must be 1, 2 or 3"));
@@ -201,7 +201,7 @@ impl Twilio {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
             _ => return Err(Invalid::new("api_base_url", "not an http or https URL")),
         }
-        let timeout = Duration::from_secs(config.timeout_secs);
+        let timeout = Duration::from_secs(config.timeout_seconds);
         // Twilio never redirects API calls; following one would send the credentials elsewhere.
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -459,7 +459,7 @@ mod tests {
                 Box::new(|c| c.messaging_service_sid = Some("MGxyz".into())),
                 "messaging_service_sid",
             ),
-            (Box::new(|c| c.timeout_secs = 0), "timeout_secs"),
+            (Box::new(|c| c.timeout_seconds = 0), "timeout_seconds"),
             (Box::new(|c| c.voice_repeat = 0), "voice_repeat"),
             (Box::new(|c| c.voice_repeat = 4), "voice_repeat"),
             (
@@ -490,7 +490,7 @@ mod tests {
             r#"{{"account_sid": "{SID}", "auth_token": "s3cret", "from": "+15017122661"}}"#
         ));
         assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
-        assert_eq!(c.timeout_secs, 10);
+        assert_eq!(c.timeout_seconds, 10);
         assert_eq!(c.voice_repeat, 2);
         assert!(c.reply_hint);
         assert!(serde_json::from_str::<TwilioConfig>(&format!(

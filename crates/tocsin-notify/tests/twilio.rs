@@ -208,7 +208,7 @@ fn created(resource: &str, to: &str, seen: &Seen) -> Response {
 fn config(addr: SocketAddr) -> TwilioConfig {
     TwilioConfig {
         api_base_url: format!("http://{addr}"),
-        timeout_secs: 2,
+        timeout_seconds: 2,
         ..TwilioConfig::new(SID, TOKEN, FROM)
     }
 }
@@ -559,7 +559,7 @@ async fn an_unanswered_call_request_times_out_retryably() {
         }
     });
     let p = TwilioVoiceProvider::new(TwilioConfig {
-        timeout_secs: 1,
+        timeout_seconds: 1,
         ..config(addr)
     })
     .unwrap();

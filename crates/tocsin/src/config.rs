@@ -255,7 +255,7 @@ impl Config {
             bail!("max_body_bytes must be at least 1024");
         }
         // Providers are built again at start; this checks the settings early.
-        config.notify.build()?;
+        config.notify.build(config.public_url.as_deref())?;
         config
             .incident
             .validate()

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use tocsin_core::escalation::Channel;
 use tocsin_engine::sender::{ChannelLimits, Providers, SenderConfig};
 use tocsin_notify::{
-    DiscordConfig, DiscordProvider, MattermostConfig, MattermostProvider, SlackConfig,
-    SlackProvider, TeamsConfig, TeamsProvider, Templates, WebhookConfig, WebhookProvider,
+    DiscordConfig, DiscordProvider, MattermostConfig, MattermostProvider, NtfyConfig, NtfyProvider,
+    PushoverConfig, PushoverProvider, SlackConfig, SlackProvider, SmtpConfig, SmtpProvider,
+    TeamsConfig, TeamsProvider, Templates, TwilioConfig, TwilioSmsProvider, TwilioVoiceProvider,
+    WebhookConfig, WebhookProvider,
 };
 
 /// `[notify]`.
@@ -39,6 +41,14 @@ pub struct NotifyConfig {
     pub mattermost: Option<MattermostConfig>,
     /// `[notify.discord]`.
     pub discord: Option<DiscordConfig>,
+    /// `[notify.smtp]`: the relay email goes through.
+    pub smtp: Option<SmtpConfig>,
+    /// `[notify.twilio]`: texts and calls.
+    pub twilio: Option<TwilioConfig>,
+    /// `[notify.ntfy]`: the server `ntfy:<topic>` addresses publish to (default ntfy.sh).
+    pub ntfy: Option<NtfyConfig>,
+    /// `[notify.pushover]`: the application token.
+    pub pushover: Option<PushoverConfig>,
     /// `[notify.limits.<channel>]`: concurrency, rate and timeout per channel.
     #[serde(default)]
     pub limits: BTreeMap<String, LimitsSection>,
@@ -81,6 +91,10 @@ pub struct Notify {
     pub lease: Duration,
     /// The message templates.
     pub templates: Arc<Templates>,
+    /// The Twilio auth token, when texts and calls are configured (for signed replies).
+    pub twilio_auth_token: Option<String>,
+    /// Whether texts may invite replies (`notify.twilio.reply_hint`).
+    pub sms_reply_hint: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -89,8 +103,9 @@ fn env(name: &str) -> Option<String> {
 
 impl NotifyConfig {
     /// Builds the providers this configuration enables; a bad setting is an
-    /// error naming its key.
-    pub fn build(&self) -> anyhow::Result<Notify> {
+    /// error naming its key. `public_url`, when configured, is where Twilio
+    /// sends replies: texts then invite `12 ack` and calls offer the keypad.
+    pub fn build(&self, public_url: Option<&str>) -> anyhow::Result<Notify> {
         let mut limits = std::collections::HashMap::new();
         for (name, l) in &self.limits {
             let Some(channel) = Channel::parse(name) else {
@@ -171,6 +186,47 @@ impl NotifyConfig {
         let p = DiscordProvider::new(self.discord.clone().unwrap_or_default())
             .map_err(|e| named("discord", e))?;
         providers = providers.with(Channel::Discord, Arc::new(p), limit(Channel::Discord));
+        if let Some(mut smtp) = self.smtp.clone() {
+            if let Some(p) = env(tocsin_notify::smtp::PASSWORD_ENV) {
+                smtp.password = Some(p);
+            }
+            let p = SmtpProvider::new(smtp).map_err(|e| named("smtp", e))?;
+            providers = providers.with(Channel::Email, Arc::new(p), limit(Channel::Email));
+        }
+        let mut twilio_auth_token = None;
+        let mut sms_reply_hint = false;
+        if let Some(mut twilio) = self.twilio.clone() {
+            if let Some(t) = env("TOCSIN_TWILIO_AUTH_TOKEN") {
+                twilio.auth_token = t;
+            }
+            // The reply invitation is the SMS template's (`sms_replies`), so it
+            // is never said twice.
+            sms_reply_hint = twilio.reply_hint;
+            twilio.reply_hint = false;
+            twilio_auth_token = Some(twilio.auth_token.clone());
+            let sms = TwilioSmsProvider::new(twilio.clone()).map_err(|e| named("twilio", e))?;
+            providers = providers.with(Channel::Sms, Arc::new(sms), limit(Channel::Sms));
+            if twilio.from.is_some() {
+                let mut voice = TwilioVoiceProvider::new(twilio).map_err(|e| named("twilio", e))?;
+                if let Some(url) = public_url {
+                    voice = voice.with_keypad(url);
+                }
+                providers = providers.with(Channel::Voice, Arc::new(voice), limit(Channel::Voice));
+            }
+        }
+        let mut ntfy = self.ntfy.clone().unwrap_or_default();
+        if let Some(t) = env("TOCSIN_NTFY_TOKEN") {
+            ntfy.token = Some(t);
+        }
+        let p = NtfyProvider::new(ntfy).map_err(|e| named("ntfy", e))?;
+        providers = providers.with(Channel::Ntfy, Arc::new(p), limit(Channel::Ntfy));
+        if let Some(mut pushover) = self.pushover.clone() {
+            if let Some(t) = env("TOCSIN_PUSHOVER_APP_TOKEN") {
+                pushover.app_token = t;
+            }
+            let p = PushoverProvider::new(pushover).map_err(|e| named("pushover", e))?;
+            providers = providers.with(Channel::Pushover, Arc::new(p), limit(Channel::Pushover));
+        }
         let sender = SenderConfig {
             max_attempts: self.max_attempts.unwrap_or(6),
             ..SenderConfig::default()
@@ -188,6 +244,94 @@ impl NotifyConfig {
             sender,
             lease,
             templates: Arc::new(templates),
+            twilio_auth_token,
+            sms_reply_hint,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> NotifyConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    fn channels(n: &Notify) -> Vec<&'static str> {
+        n.providers.channels().iter().map(|c| c.as_str()).collect()
+    }
+
+    #[test]
+    fn sections_enable_their_channels() {
+        // With nothing configured: the channels that need no credentials.
+        let n = NotifyConfig::default().build(None).unwrap();
+        assert_eq!(
+            channels(&n),
+            ["discord", "mattermost", "ntfy", "slack", "teams"]
+        );
+        assert!(n.twilio_auth_token.is_none());
+        let n = parse(
+            r#"
+            max_attempts = 4
+            lease_seconds = 90
+            [webhook]
+            secret = "s"
+            [smtp]
+            host = "smtp.example.com"
+            from = "Tocsin <tocsin@example.com>"
+            [twilio]
+            account_sid = "AC00000000000000000000000000000000"
+            auth_token = "t"
+            from = "+15550001111"
+            [pushover]
+            app_token = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"
+            [limits.sms]
+            concurrency = 2
+            per_second = 1
+            "#,
+        )
+        .build(Some("https://tocsin.example.com"))
+        .unwrap();
+        assert_eq!(
+            channels(&n),
+            [
+                "discord",
+                "email",
+                "mattermost",
+                "ntfy",
+                "pushover",
+                "slack",
+                "sms",
+                "teams",
+                "voice",
+                "webhook"
+            ]
+        );
+        assert_eq!(n.sender.max_attempts, 4);
+        assert_eq!(n.lease, Duration::from_secs(90));
+        assert_eq!(n.twilio_auth_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        for (text, key) in [
+            ("[limits.fax]\nconcurrency = 1", "notify.limits.fax"),
+            ("[limits.sms]\nconcurrency = 0", "notify.limits.sms"),
+            ("lease_seconds = 10", "notify.lease_seconds"),
+            ("max_attempts = 0", "notify.max_attempts"),
+            (
+                "[smtp]\nhost = \"h\"\nfrom = \"not an address\"",
+                "notify.smtp.from",
+            ),
+            (
+                "templates_dir = \"/nonexistent/tocsin\"",
+                "notify.templates_dir",
+            ),
+        ] {
+            let e = parse(text).build(None).err().expect(text);
+            assert!(format!("{e:#}").contains(key), "{text}: {e:#}");
+        }
+        assert!(toml::from_str::<NotifyConfig>("[smtp]\nhots = \"h\"").is_err());
     }
 }

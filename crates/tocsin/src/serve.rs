@@ -102,7 +102,7 @@ pub async fn admin_token(config: Config) -> anyhow::Result<()> {
 /// `tocsin serve`: runs until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let notify = config.notify.build()?;
+    let notify = config.notify.build(config.public_url.as_deref())?;
     let store = open_store_with(&config, clock.as_ref(), notify.lease).await?;
     bootstrap(&store, &config, clock.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -125,6 +125,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}")),
     );
+    // Twilio reaches replies only at a public URL someone configured.
+    let twilio_replies = match (&notify.twilio_auth_token, &config.public_url) {
+        (Some(token), Some(url)) => {
+            state = state.with_twilio(tocsin_server::TwilioInbound::new(
+                token.clone(),
+                url.clone(),
+            ));
+            true
+        }
+        _ => false,
+    };
     // Background work stops when the HTTP server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
@@ -147,12 +158,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|c| c.as_str())
         .collect();
     tracing::info!(?channels, "notification channels");
+    let mut renderer =
+        tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default())
+            .with_templates(notify.templates.clone());
+    renderer.sms_replies = twilio_replies && notify.sms_reply_hint;
     let sender = tocsin_engine::sender::Sender::new(
         store.clone(),
         state.clock.clone(),
         notify.providers,
-        tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default())
-            .with_templates(notify.templates.clone()),
+        renderer,
         notify.sender,
     );
     let delivery = tokio::spawn(sender.clone().run(stopped.clone()));

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::Connection;
 use tocsin_core::escalation::Channel;
 use tocsin_core::time::Clock;
 use tocsin_engine::delivery::RecordingDelivery;
@@ -128,6 +129,7 @@ async fn receive(
 
 struct Fixture {
     receiver: Receiver,
+    receiver_url: String,
     _stop: tokio::sync::oneshot::Sender<()>,
     ada: i64,
     bo: i64,
@@ -193,6 +195,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     );
     Fixture {
         receiver,
+        receiver_url: format!("http://{addr}/hook/"),
         _stop: stop,
         ada,
         bo,
@@ -543,6 +546,67 @@ async fn only_the_user_or_an_admin_sees_their_notifications(app: TestApp) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
 }
 
+/// A verification code goes out through the delivery worker at once (no job,
+/// no page), verifies the method when entered, and is gone from the outbox
+/// once sent; a test notification follows the same path.
+async fn a_verification_code_is_delivered_and_verifies(app: TestApp) {
+    let f = fixture(&app).await;
+    let hook = f.receiver_url.replace("/hook/", "/hook/cy");
+    let m = app
+        .post(
+            &format!("/api/v1/users/{}/contact-methods", f.bo),
+            json!({ "kind": "webhook", "address": hook }),
+        )
+        .await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.body);
+    assert_eq!(m.body["verified"], false);
+    let method = m.body["id"].as_i64().unwrap();
+    let path = format!("/api/v1/users/{}/contact-methods/{method}", f.bo);
+    let r = app.post(&format!("{path}/verification"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let s = sender(&app.store, &app, quick(), SenderConfig::default());
+    assert_eq!(s.deliver_due().await.unwrap().len(), 1);
+    let seen = f.receiver.seen("cy");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body["event"], "oncall.notify");
+    let text = seen[0].body["message"]["long"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        .to_string();
+    let r = app
+        .post(&format!("{path}/verify"), json!({ "code": code }))
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let listed = app
+        .get(&format!("/api/v1/users/{}/notifications", f.bo))
+        .await;
+    let v = &listed.body[0];
+    assert_eq!(
+        (v["reason"].as_str(), v["delivery"].as_str()),
+        (Some("verification"), Some("sent"))
+    );
+    let stored: String =
+        sqlx::query_scalar("SELECT message FROM notification_requests WHERE id = $1")
+            .bind(v["id"].as_i64().unwrap())
+            .fetch_one(&mut sqlx::AnyConnection::connect(&app.db_url).await.unwrap())
+            .await
+            .unwrap();
+    assert!(
+        !stored.contains(&code),
+        "the code stays in the outbox: {stored}"
+    );
+    // Verified: a test notification goes out the same way.
+    let r = app.post(&format!("{path}/test"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(s.deliver_due().await.unwrap().len(), 1);
+    assert_eq!(f.receiver.seen("cy").len(), 2);
+}
+
 crate::both_backends!(
     five_hundred_three_times_then_200_delivers_once,
     a_hanging_receiver_times_out_and_is_retried,
@@ -552,4 +616,5 @@ crate::both_backends!(
     acknowledging_stops_retries,
     two_senders_never_send_one_request_twice,
     only_the_user_or_an_admin_sees_their_notifications,
+    a_verification_code_is_delivered_and_verifies,
 );

@@ -167,7 +167,7 @@ async fn user_with_phone(app: &TestApp, name: &str, role: &str, phone: &str) -> 
     let r = app
         .post(
             &format!("/api/v1/users/{id}/contact-methods"),
-            json!({ "kind": "sms", "address": phone }),
+            json!({ "kind": "sms", "address": phone, "verified": true }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -272,20 +272,31 @@ async fn forged_or_missing_signatures_are_refused_and_nothing_is_written(app: Te
     assert_eq!(status_of(&app, id).await, "acknowledged");
 }
 
+async fn una_method(app: &TestApp, user: i64) -> i64 {
+    let r = app
+        .get(&format!("/api/v1/users/{user}/contact-methods"))
+        .await;
+    r.body[0]["id"].as_i64().unwrap()
+}
+
 async fn unknown_unverified_and_viewer_numbers_change_nothing(app: TestApp) {
     let base = twilio_node(&app).await;
     let id = incident(&app, "x").await;
     user_with_phone(&app, "Vic", "viewer", "+15551230003").await;
-    user_with_phone(&app, "Una", "responder", "+15551230004").await;
-    // Verification codes are not sent yet, so every method is stored verified;
-    // this one is made unverified directly.
-    let mut db = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
-    sqlx::query("UPDATE contact_methods SET verified = 0 WHERE address = $1")
-        .bind("+15551230004")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    db.close().await.unwrap();
+    let una = user_with_phone(&app, "Una", "responder", "+15551230004").await;
+    // Una's number is not verified (yet).
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!(
+                "/api/v1/users/{una}/contact-methods/{}",
+                una_method(&app, una).await
+            ),
+            Some(&app.admin_token),
+            Some(json!({ "verified": false })),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
     let before = app.counts().await;
     let body = format!("{id} ack");
     for (from, want) in [
@@ -375,7 +386,7 @@ async fn voice_user(app: &TestApp, name: &str, role: &str, phone: &str) -> i64 {
     let r = app
         .post(
             &format!("/api/v1/users/{id}/contact-methods"),
-            json!({ "kind": "voice", "address": phone }),
+            json!({ "kind": "voice", "address": phone, "verified": true }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
