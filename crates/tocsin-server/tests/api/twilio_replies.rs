@@ -11,7 +11,6 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::json;
 use sha1::Sha1;
-use sqlx::Connection;
 use tocsin_server::{AppState, Limits, TwilioInbound};
 
 use crate::support::{test_settings, TestApp};
