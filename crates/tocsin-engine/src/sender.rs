@@ -529,3 +529,38 @@ impl Delivery for Sender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_lets_a_burst_through_then_spaces_sends_by_the_rate() {
+        let mut b = Bucket {
+            tokens: 2.0,
+            rate: 10.0,
+            burst: 2.0,
+            at: Instant::now(),
+        };
+        assert_eq!(b.take(), Duration::ZERO);
+        assert_eq!(b.take(), Duration::ZERO);
+        // Out of tokens: the third waits about a tenth of a second, the fourth two.
+        let third = b.take();
+        assert!(
+            third > Duration::from_millis(90) && third <= Duration::from_millis(100),
+            "{third:?}"
+        );
+        let fourth = b.take();
+        assert!(
+            fourth > Duration::from_millis(190) && fourth <= Duration::from_millis(200),
+            "{fourth:?}"
+        );
+    }
+
+    #[test]
+    fn http_statuses_are_read_from_classified_reasons() {
+        assert_eq!(status_in("HTTP 503 Service Unavailable: down"), Some(503));
+        assert_eq!(status_in("HTTP 429"), Some(429));
+        assert_eq!(status_in("could not connect: refused"), None);
+    }
+}

@@ -130,6 +130,22 @@ fn job_metrics(s: &tocsin_store::JobStats, out: &mut String) {
          # TYPE tocsin_notifications_overdue gauge\ntocsin_notifications_overdue {}",
         s.notifications_overdue
     );
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_notifications_delivery Handed notification requests by delivery state \
+         (sending, pending retry, sent, failed, cancelled).\n# TYPE tocsin_notifications_delivery gauge"
+    );
+    for state in ["cancelled", "failed", "pending", "sending", "sent"] {
+        let n = s
+            .deliveries
+            .iter()
+            .find(|(d, _)| d == state)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "tocsin_notifications_delivery{{state=\"{state}\"}} {n}"
+        );
+    }
 }
 
 // What the group-commit alert writer has done: what operators watch in a storm.

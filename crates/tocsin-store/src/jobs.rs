@@ -55,6 +55,8 @@ pub struct JobStats {
     pub kinds: Vec<(String, i64, i64, i64)>,
     /// Notification requests waiting for their time.
     pub notifications_scheduled: i64,
+    /// Handed notification requests by delivery state (`sending`, `pending`, `sent`, `failed`, `cancelled`).
+    pub deliveries: Vec<(String, i64)>,
     /// Of those, due more than a minute ago.
     pub notifications_overdue: i64,
 }
@@ -369,10 +371,20 @@ impl Store {
         .bind(late)
         .fetch_one(&self.pool)
         .await?;
+        let deliveries = sqlx::query(
+            "SELECT delivery, COUNT(*) AS n FROM notification_requests \
+             WHERE delivery IS NOT NULL GROUP BY delivery ORDER BY delivery",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("delivery")?, r.try_get("n")?)))
+        .collect::<Result<_, StoreError>>()?;
         Ok(JobStats {
             kinds,
             notifications_scheduled: row.try_get("n")?,
             notifications_overdue: row.try_get("overdue")?,
+            deliveries,
         })
     }
 

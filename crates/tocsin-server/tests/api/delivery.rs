@@ -34,6 +34,8 @@ enum Reply {
     Status(u16),
     RetryAfter(u16, &'static str),
     Hang,
+    /// 200 after this long (the far side is slow).
+    Slow(u64),
 }
 
 /// One request as the receiver saw it.
@@ -49,6 +51,8 @@ struct Receiver {
     // Replies per path segment (a user's name); 200 once a script runs out.
     script: Arc<Mutex<std::collections::HashMap<String, VecDeque<Reply>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    // Requests being answered now, and the most there ever were at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
 }
 
 impl Receiver {
@@ -123,6 +127,16 @@ async fn receive(
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Reply::Slow(ms) => {
+            {
+                let mut f = r.in_flight.lock().unwrap();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
+            tokio::time::sleep(StdDuration::from_millis(ms)).await;
+            r.in_flight.lock().unwrap().0 -= 1;
+            AxumStatus::OK.into_response()
         }
     }
 }
@@ -383,6 +397,16 @@ async fn retry_after_is_honoured(app: TestApp) {
     assert_eq!(s.deliver_due().await.unwrap().len(), 1);
     assert_eq!(notifications(&app, id).await[0]["delivery"], "sent");
     assert_eq!(f.receiver.seen("ada").len(), 2);
+    let metrics = app.get("/metrics").await;
+    let text = String::from_utf8(metrics.bytes).unwrap();
+    assert!(
+        text.contains("tocsin_notifications_delivery{state=\"sent\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tocsin_notifications_delivery{state=\"pending\"} 0"),
+        "{text}"
+    );
 }
 
 async fn a_400_fails_at_once_and_the_next_level_is_paged_now(app: TestApp) {
@@ -530,6 +554,27 @@ async fn two_senders_never_send_one_request_twice(app: TestApp) {
     other.close().await;
 }
 
+/// A channel's concurrency limit holds however many requests are due at once.
+async fn a_channel_sends_no_more_at_once_than_its_limit(app: TestApp) {
+    let f = fixture(&app).await;
+    f.receiver.script("ada", vec![Reply::Slow(100); 6]);
+    for i in 0..6 {
+        f.page(&app, &format!("burst {i}")).await;
+    }
+    f.runner.tick().await.unwrap();
+    app.clock.advance(Duration::seconds(61));
+    let limits = ChannelLimits {
+        concurrency: 2,
+        timeout: StdDuration::from_secs(5),
+        ..Default::default()
+    };
+    let s = sender(&app.store, &app, limits, SenderConfig::default());
+    assert_eq!(s.deliver_due().await.unwrap().len(), 6);
+    assert_eq!(f.receiver.seen("ada").len(), 6);
+    let most = f.receiver.in_flight.lock().unwrap().1;
+    assert!(most <= 2, "{most} requests at once");
+}
+
 async fn only_the_user_or_an_admin_sees_their_notifications(app: TestApp) {
     let f = fixture(&app).await;
     let (_, token) = app.user_with_role("viewer").await;
@@ -616,5 +661,6 @@ crate::both_backends!(
     acknowledging_stops_retries,
     two_senders_never_send_one_request_twice,
     only_the_user_or_an_admin_sees_their_notifications,
+    a_channel_sends_no_more_at_once_than_its_limit,
     a_verification_code_is_delivered_and_verifies,
 );
