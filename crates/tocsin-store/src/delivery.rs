@@ -507,6 +507,87 @@ impl Store {
         self.save_escalation(w, incident_id, &state, now).await
     }
 
+    /// What the provider later said became of a message it accepted (a status
+    /// callback: an SMS `delivered` or `undelivered`, a call `completed`, `busy`
+    /// or `no-answer`), for the request with idempotency key `key`. A final
+    /// failure fails the request (with its timeline entry and, being perhaps the
+    /// last way to reach a paged user, failure escalation); `delivered` and
+    /// `completed` are put on the timeline; other states are ignored. Returns
+    /// whether anything was recorded; an unknown key is not found.
+    pub async fn record_provider_status(
+        &self,
+        key: &str,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        const DELIVERED: [&str; 2] = ["delivered", "completed"];
+        const FAILED: [&str; 5] = ["undelivered", "failed", "busy", "no-answer", "canceled"];
+        let known = DELIVERED.contains(&status) || FAILED.contains(&status);
+        let row = sqlx::query(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM notification_requests WHERE idempotency_key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("notification {key}")))?;
+        if !known {
+            return Ok(false);
+        }
+        let req = HandedNotification::from_row(&row)?;
+        let channel: Option<String> = row.try_get("channel")?;
+        let channel = channel.unwrap_or_else(|| req.contact_kind.clone());
+        let mut w = self.write().await?;
+        if let Some(incident_id) = req.incident_id {
+            self.lock_incident(&mut w, incident_id).await?;
+        }
+        let failed = FAILED.contains(&status);
+        if failed {
+            let reason = format!("{channel}: {status}");
+            let n = sqlx::query(
+                "UPDATE notification_requests SET delivery = 'failed', failed_at = $1, \
+                 last_response = $2, next_attempt_at = NULL \
+                 WHERE id = $3 AND delivery IN ('sending', 'sent')",
+            )
+            .bind(to_millis(now))
+            .bind(&reason)
+            .bind(req.id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                w.rollback().await?;
+                return Ok(false);
+            }
+        }
+        if let Some(incident_id) = req.incident_id {
+            incident_event(
+                &mut w,
+                now,
+                &engine(),
+                incident_id,
+                if failed {
+                    "notification.failed"
+                } else {
+                    "notification.delivered"
+                },
+                json!({
+                    "request_id": req.id, "user_id": req.user_id,
+                    "contact_method_id": req.contact_method_id, "channel": channel,
+                    "attempt": req.attempt, "provider_status": status,
+                    "reason": failed.then(|| format!("{channel}: {status}")),
+                    "level": req.message.get("level"),
+                }),
+            )
+            .await?;
+            if failed && req.reason == "escalation" {
+                self.after_final_failure(&mut w, &req, incident_id, now)
+                    .await?;
+            }
+        }
+        w.commit().await?;
+        Ok(true)
+    }
+
     /// An incident's notification requests with their delivery, oldest first.
     pub async fn incident_deliveries(
         &self,

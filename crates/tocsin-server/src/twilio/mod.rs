@@ -3,7 +3,8 @@
 //! - `POST /hooks/twilio/sms`, the number's "A message comes in" webhook: a
 //!   reply such as "12 ack" or "12 resolve" (sms.rs);
 //! - `POST /hooks/twilio/voice`, where a paging call's keypad prompt posts the
-//!   key pressed: 4 acknowledges, 6 resolves (call.rs).
+//!   key pressed: 4 acknowledges, 6 resolves (call.rs);
+//! - `POST /hooks/twilio/status`, what became of a text or call (status.rs).
 //!
 //! There is no bearer token: a request is Twilio's, proved by
 //! `X-Twilio-Signature` (signature.rs) over the URL Twilio called: the
@@ -16,6 +17,7 @@
 mod call;
 mod signature;
 mod sms;
+mod status;
 
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
@@ -66,6 +68,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(sms::sms_reply))
         .routes(routes!(call::call_keypress))
+        .routes(routes!(status::delivery_status))
 }
 
 /// Why a webhook request is not looked at.

@@ -575,6 +575,89 @@ async fn a_channel_sends_no_more_at_once_than_its_limit(app: TestApp) {
     assert!(most <= 2, "{most} requests at once");
 }
 
+/// Twilio's status callback: a text that was accepted but not delivered fails
+/// the notification afterwards and, Ada being out of reach, pages Bo now; a
+/// forged callback changes nothing; `delivered` goes on the timeline.
+async fn a_later_delivery_failure_reported_by_twilio_escalates(app: TestApp) {
+    use crate::twilio_replies::{post_to, sign, twilio_node, PUBLIC};
+    let f = fixture(&app).await;
+    let base = twilio_node(&app).await;
+    let s = sender(&app.store, &app, quick(), SenderConfig::default());
+    let id = f.page(&app, "Accepted, then undelivered").await;
+    f.tick_and_send(&s).await;
+    let n = notifications(&app, id).await;
+    assert_eq!(n[0]["delivery"], "sent");
+    let key = n[0]["idempotency_key"].as_str().unwrap().to_string();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("key", &key)
+        .finish();
+    let path = format!("/hooks/twilio/status?{query}");
+    let url = format!("{PUBLIC}{path}");
+    let params = |status: &'static str| {
+        vec![
+            ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+            ("MessageStatus", status),
+            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ]
+    };
+    // Forged: refused, nothing changes.
+    let before = app.counts().await;
+    let r = post_to(&base, &path, &params("undelivered"), Some("forged")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.counts().await, before);
+    // Progress states change nothing.
+    let p = params("sent");
+    let r = post_to(&base, &path, &p, Some(&sign(&url, &p))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(app.counts().await, before);
+    let p = params("undelivered");
+    let r = post_to(&base, &path, &p, Some(&sign(&url, &p))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let n = notifications(&app, id).await;
+    assert_eq!(n[0]["delivery"], "failed", "{n:?}");
+    assert_eq!(n[0]["last_response"], "webhook: undelivered");
+    let tl = app.timeline(id).await;
+    let failed = tl
+        .iter()
+        .find(|e| e["kind"] == "notification.failed")
+        .expect("failed event");
+    assert_eq!(failed["data"]["provider_status"], "undelivered");
+    let unreachable = tl
+        .iter()
+        .find(|e| e["kind"] == "notification.user_unreachable")
+        .expect("unreachable");
+    assert_eq!(unreachable["data"]["escalating_to"], 1);
+    f.tick_and_send(&s).await;
+    assert_eq!(f.receiver.seen("bo").len(), 1, "Bo is paged at once");
+    // Bo's text is delivered: on the timeline, nothing else changes.
+    let bo_key = notifications(&app, id).await[1]["idempotency_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("key", &bo_key)
+        .finish();
+    let path = format!("/hooks/twilio/status?{query}");
+    let p = params("delivered");
+    let r = post_to(
+        &base,
+        &path,
+        &p,
+        Some(&sign(&format!("{PUBLIC}{path}"), &p)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(notifications(&app, id).await[1]["delivery"], "sent");
+    let tl = app.timeline(id).await;
+    assert!(tl
+        .iter()
+        .any(|e| e["kind"] == "notification.delivered" && e["data"]["user_id"] == f.bo));
+    // An unknown key is not found.
+    let path = "/hooks/twilio/status?key=nope";
+    let r = post_to(&base, path, &p, Some(&sign(&format!("{PUBLIC}{path}"), &p))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
 async fn only_the_user_or_an_admin_sees_their_notifications(app: TestApp) {
     let f = fixture(&app).await;
     let (_, token) = app.user_with_role("viewer").await;
@@ -662,5 +745,6 @@ crate::both_backends!(
     two_senders_never_send_one_request_twice,
     only_the_user_or_an_admin_sees_their_notifications,
     a_channel_sends_no_more_at_once_than_its_limit,
+    a_later_delivery_failure_reported_by_twilio_escalates,
     a_verification_code_is_delivered_and_verifies,
 );

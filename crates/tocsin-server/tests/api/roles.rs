@@ -142,11 +142,11 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
     }
     // The /v2/ endpoints take no token: they authenticate by the routing key in the body;
     // a heartbeat ping (GET and POST), a calendar feed and an action link (GET
-    // confirms, POST acts) by the secret in their path; Twilio's SMS and voice
-    // webhooks by X-Twilio-Signature (here unconfigured: 404, see twilio_replies.rs).
+    // confirms, POST acts) by the secret in their path; Twilio's SMS, voice and
+    // status webhooks by X-Twilio-Signature (here unconfigured: 404, see twilio_replies.rs).
     assert_eq!(
-        public, 13,
-        "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue, the heartbeat ping, the calendar feed, the action link and the Twilio SMS and voice webhooks take no token"
+        public, 14,
+        "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue, the heartbeat ping, the calendar feed, the action link and the Twilio SMS, voice and status webhooks take no token"
     );
     // Refused and invalid requests wrote nothing. The one valid request with an
     // empty body, POST /api/v1/me/calendar-feed, created each role's own feed

@@ -15,13 +15,13 @@ use tocsin_server::{AppState, Limits, TwilioInbound};
 
 use crate::support::{test_settings, TestApp};
 
-const TOKEN: &str = "twilio-auth-token-0123";
-const PUBLIC: &str = "https://tocsin.example.com";
+pub(crate) const TOKEN: &str = "twilio-auth-token-0123";
+pub(crate) const PUBLIC: &str = "https://tocsin.example.com";
 const BEA_PHONE: &str = "+15551230001";
 
 /// A second server on the same database that takes Twilio replies, signed for
 /// `PUBLIC` (Twilio calls the public URL; the request arrives on a loopback port).
-async fn twilio_node(app: &TestApp) -> String {
+pub(crate) async fn twilio_node(app: &TestApp) -> String {
     let state = AppState::new(
         app.store.clone(),
         test_settings(),
@@ -40,7 +40,7 @@ async fn twilio_node(app: &TestApp) -> String {
 }
 
 /// Twilio's signature: base64(HMAC-SHA1(token, url + each param name and value sorted by name)).
-fn sign(url: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn sign(url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut data = url.to_string();
@@ -69,10 +69,10 @@ fn incoming<'a>(from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-struct Answer {
-    status: StatusCode,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
     content_type: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -117,7 +117,7 @@ async fn post(base: &str, params: &[(&str, &str)], signature: Option<&str>) -> A
     post_to(base, "/hooks/twilio/sms", params, signature).await
 }
 
-async fn post_to(
+pub(crate) async fn post_to(
     base: &str,
     path: &str,
     params: &[(&str, &str)],
