@@ -13,7 +13,7 @@ use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
 use crate::classify::{classify, transport, SendError};
-use crate::email::escape;
+use crate::escape::html;
 use crate::support::{read_some, seconds};
 use crate::{BoxFuture, IncidentSummary, Outgoing, Provider, Sent, USER_AGENT};
 
@@ -304,7 +304,7 @@ fn incident_html(i: &IncidentSummary) -> String {
         .actions
         .iter()
         .filter(|a| is_web(&a.href))
-        .map(|a| format!("<a href=\"{}\">{}</a>", escape(&a.href), escape(&a.text)))
+        .map(|a| format!("<a href=\"{}\">{}</a>", html(&a.href), html(&a.text)))
         .collect();
     // Links that cannot fit at all are dropped rather than cut into broken URLs.
     while !actions.is_empty()
@@ -321,7 +321,7 @@ fn incident_html(i: &IncidentSummary) -> String {
     // Cut before escaping so an entity is never split.
     let mut title = String::new();
     for c in i.title.chars() {
-        let e = escape(&c.to_string());
+        let e = html(&c.to_string());
         if title.chars().count() + e.chars().count() + 1 > room {
             title.push('…');
             break;
