@@ -4,18 +4,7 @@
 
 /// `text` safe inside HTML text and double- or single-quoted attributes.
 pub fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(text, "&#39;", |_| true)
 }
 
 /// `text` safe inside XML content and attribute values. The characters XML 1.0
@@ -23,6 +12,15 @@ pub fn html(text: &str) -> String {
 /// U+FFFF) are dropped: one of them in an alert title would make the whole
 /// document unreadable to its receiver.
 pub fn xml(text: &str) -> String {
+    escape(text, "&apos;", |c| {
+        matches!(c, '\t' | '\n' | '\r')
+            || !((c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}')
+    })
+}
+
+/// `text` with the five markup characters as entities (`'` as `apos`) and
+/// only the other characters `keep` allows.
+fn escape(text: &str, apos: &str, keep: fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -30,10 +28,9 @@ pub fn xml(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
+            '\'' => out.push_str(apos),
+            c if keep(c) => out.push(c),
+            _ => {}
         }
     }
     out

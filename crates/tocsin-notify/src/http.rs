@@ -17,6 +17,11 @@ use crate::USER_AGENT;
 /// How long a service has to answer unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// [`DEFAULT_TIMEOUT`], for `#[serde(default = …)]`.
+pub(crate) fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+
 /// The most of a success answer a provider reads (Slack's and Discord's are a few kilobytes).
 pub(crate) const ANSWER_BYTES: usize = 64 * 1024;
 

@@ -52,7 +52,7 @@ pub struct NtfyConfig {
     /// How long the server has to answer, in seconds.
     #[serde(
         rename = "timeout_seconds",
-        default = "default_timeout",
+        default = "http::default_timeout",
         deserialize_with = "http::timeout_seconds"
     )]
     pub timeout: Duration,
@@ -66,9 +66,6 @@ pub struct NtfyConfig {
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
-}
-fn default_timeout() -> Duration {
-    DEFAULT_TIMEOUT
 }
 fn default_priority_high() -> u8 {
     5

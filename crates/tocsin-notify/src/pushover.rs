@@ -46,7 +46,7 @@ pub struct PushoverConfig {
     /// How long the API has to answer, in seconds.
     #[serde(
         rename = "timeout_seconds",
-        default = "default_timeout",
+        default = "http::default_timeout",
         deserialize_with = "http::timeout_seconds"
     )]
     pub timeout: Duration,
@@ -64,9 +64,6 @@ pub struct PushoverConfig {
 
 fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.into()
-}
-fn default_timeout() -> Duration {
-    DEFAULT_TIMEOUT
 }
 fn default_retry() -> u64 {
     60
