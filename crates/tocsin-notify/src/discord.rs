@@ -13,7 +13,7 @@ use tocsin_core::escalation::Urgency;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, SendError};
+use crate::classify::SendError;
 use crate::http::{self, cut_escaped, web_url, ANSWER_BYTES};
 use crate::markdown::{escape, escape_lines, join_fitting, link};
 use crate::{BoxFuture, Message, Outgoing, Provider, Sent};
@@ -117,12 +117,7 @@ impl DiscordProvider {
         }
         let request = self.client.post(url).json(&body);
         let answer = http::send(request, self.timeout, ANSWER_BYTES).await?;
-        if let Err(e) = classify(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            self.clock.now(),
-        ) {
+        if let Err(e) = answer.classify(self.clock.now()) {
             return Err(rate_limited(answer.status, &answer.body, e));
         }
         // With wait=true the answer is the message object; a 204 means wait was ignored.

@@ -5,6 +5,7 @@
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
+use crate::escape::html;
 use crate::support::stable_token;
 use crate::{IncidentSummary, Outgoing};
 
@@ -71,28 +72,12 @@ pub fn thread_root(number: i64, domain: &str) -> String {
     format!("<incident-{number}@tocsin.{domain}>")
 }
 
-/// `text` safe inside HTML text and double- or single-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn document(subject: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n\
          <body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328\">\n\
          {body}\n</body></html>\n",
-        escape(subject)
+        html(subject)
     )
 }
 
@@ -105,7 +90,7 @@ fn render(out: &Outgoing) -> String {
             .message
             .long
             .lines()
-            .map(|l| format!("<p>{}</p>", escape(l)))
+            .map(|l| format!("<p>{}</p>", html(l)))
             .collect::<Vec<_>>()
             .join("\n"),
     }
@@ -115,8 +100,8 @@ fn render_incident(i: &IncidentSummary) -> String {
     let mut html = format!(
         "<h1 style=\"font-size:20px\">Incident #{}: {}</h1>\n<p>Urgency: <strong>{}</strong>",
         i.number,
-        escape(&i.title),
-        escape(i.urgency.as_str())
+        html(&i.title),
+        html(i.urgency.as_str())
     );
     if let Some(level) = i.level {
         html.push_str(&format!("<br>Escalation level: {level}"));
@@ -153,7 +138,7 @@ fn render_incident(i: &IncidentSummary) -> String {
 fn link(href: &str, text: &str, style: &str) -> String {
     let lower = href.trim_start().to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
-        return format!("{}: {}", escape(text), escape(href));
+        return format!("{}: {}", html(text), html(href));
     }
     let style = if style.is_empty() {
         String::new()
@@ -162,22 +147,14 @@ fn link(href: &str, text: &str, style: &str) -> String {
     };
     format!(
         "<a href=\"{}\"{style}>{}</a>",
-        escape(href.trim()),
-        escape(text)
+        html(href.trim()),
+        html(text)
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_covers_text_and_attributes() {
-        assert_eq!(
-            escape(r#"<script>alert(1)</script> & "x" 'y'"#),
-            "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot; &#39;y&#39;"
-        );
-    }
 
     #[test]
     fn only_web_links_are_clickable() {

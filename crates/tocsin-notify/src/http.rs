@@ -8,13 +8,19 @@ use reqwest::header::HeaderMap;
 use reqwest::redirect::Policy;
 use reqwest::{RequestBuilder, Url};
 use serde::{Deserialize, Deserializer};
+use tocsin_core::time::Timestamp;
 use tocsin_core::Invalid;
 
-use crate::classify::{transport, SendError};
+use crate::classify::{classify, transport, SendError};
 use crate::USER_AGENT;
 
 /// How long a service has to answer unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`DEFAULT_TIMEOUT`], for `#[serde(default = …)]`.
+pub(crate) fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
 
 /// The most of a success answer a provider reads (Slack's and Discord's are a few kilobytes).
 pub(crate) const ANSWER_BYTES: usize = 64 * 1024;
@@ -39,6 +45,13 @@ pub(crate) struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// What the answer says about the send: [`classify`] over its status, headers and body.
+    pub(crate) fn classify(&self, now: Timestamp) -> Result<(), SendError> {
+        classify(self.status, &self.headers, &self.body, now)
+    }
 }
 
 /// Sends `request` once and reads at most about `limit` bytes of the answer:
@@ -98,7 +111,8 @@ pub(crate) fn base_url(text: &str, field: &str) -> Result<String, Invalid> {
     Ok(text.trim().trim_end_matches('/').to_string())
 }
 
-/// Reads `timeout_seconds = 10` (or `2.5`) from the configuration file as a [`Duration`].
+/// Reads `timeout_seconds = 10` (or `2.5`) from the configuration file as a
+/// [`Duration`]; every provider, HTTP or SMTP, reads its timeout this way.
 pub(crate) fn timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let secs = f64::deserialize(d)?;
     if !(secs > 0.0 && secs <= 3600.0) {
@@ -155,6 +169,7 @@ mod tests {
         let t = |v: &str| serde_json::from_str::<C>(&format!("{{\"t\":{v}}}")).map(|c| c.t);
         assert_eq!(t("10").unwrap(), Duration::from_secs(10));
         assert_eq!(t("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(t("2.5").unwrap(), Duration::from_millis(2500));
         assert!(t("0").is_err());
         assert!(t("-1").is_err());
         assert!(t("\"10s\"").is_err());

@@ -16,6 +16,7 @@ use std::pin::Pin;
 mod classify;
 pub mod discord;
 pub mod email;
+pub mod escape;
 mod http;
 mod markdown;
 pub mod mattermost;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, SendError, EXCERPT_BYTES};
+use crate::classify::{SendError, EXCERPT_BYTES};
 use crate::http::{self, cut_escaped, web_url};
 use crate::markdown::{escape, escape_lines, join_fitting, link};
 use crate::{BoxFuture, Message, Outgoing, Provider, Sent};
@@ -95,12 +95,7 @@ impl MattermostProvider {
         let request = self.client.post(url).json(&body);
         // 200 "ok"; errors are 4xx/5xx with a JSON AppError ({"id", "message", …}).
         let answer = http::send(request, self.timeout, EXCERPT_BYTES + 1).await?;
-        classify(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            self.clock.now(),
-        )?;
+        answer.classify(self.clock.now())?;
         Ok(Sent {
             provider_id: None,
             status: answer.status,

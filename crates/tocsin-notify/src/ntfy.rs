@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
-use reqwest::redirect::Policy;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,21 +12,26 @@ use tocsin_core::escalation::Urgency;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, transport, SendError};
-use crate::support::{read_some, seconds, stable_token};
-use crate::{BoxFuture, Outgoing, Provider, Sent, USER_AGENT};
+use crate::classify::{classify, transport, SendError, EXCERPT_BYTES};
+use crate::http;
+use crate::support::stable_token;
+use crate::{BoxFuture, Outgoing, Provider, Sent};
 
 /// The public server, used unless configured otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://ntfy.sh";
 
 /// How long the server has to answer unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = http::DEFAULT_TIMEOUT;
 
 /// ntfy shows at most three action buttons.
 const MAX_ACTIONS: usize = 3;
 
 /// Longer messages become attachments on ntfy; ours stay in the notification.
 const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The most of an answer read: a success is small JSON, and of a failure only
+/// an excerpt is kept.
+const READ_BYTES: usize = EXCERPT_BYTES * 4 + 1;
 
 /// `[notify.ntfy]`: the server topics are published to, and how.
 #[derive(Clone, Deserialize)]
@@ -48,8 +52,8 @@ pub struct NtfyConfig {
     /// How long the server has to answer, in seconds.
     #[serde(
         rename = "timeout_seconds",
-        default = "default_timeout",
-        deserialize_with = "seconds"
+        default = "http::default_timeout",
+        deserialize_with = "http::timeout_seconds"
     )]
     pub timeout: Duration,
     /// ntfy priority (1 to 5) for high-urgency pages; 5 ("urgent") by default.
@@ -62,9 +66,6 @@ pub struct NtfyConfig {
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
-}
-fn default_timeout() -> Duration {
-    DEFAULT_TIMEOUT
 }
 fn default_priority_high() -> u8 {
     5
@@ -158,9 +159,7 @@ impl NtfyProvider {
             }
             (None, None, None) => Auth::None,
         };
-        if config.timeout.is_zero() {
-            return Err(Invalid::new("timeout_seconds", "must be more than zero"));
-        }
+        let client = http::client(config.timeout, "ntfy")?;
         for (key, p) in [
             ("priority_high", config.priority_high),
             ("priority_low", config.priority_low),
@@ -172,12 +171,6 @@ impl NtfyProvider {
                 ));
             }
         }
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(config.timeout)
-            .redirect(Policy::none())
-            .build()
-            .map_err(|e| Invalid::new("ntfy", e.to_string()))?;
         Ok(NtfyProvider {
             client,
             base,
@@ -216,9 +209,11 @@ impl NtfyProvider {
             .send()
             .await
             .map_err(|e| transport(&e, self.timeout))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let answer = read_some(response).await;
+        let http::Answer {
+            status,
+            headers,
+            body: answer,
+        } = http::read(response, READ_BYTES).await;
         if let Err(e) = classify(status, &headers, &answer, self.clock.now()) {
             return Err(with_ntfy_reason(e, status, &answer));
         }

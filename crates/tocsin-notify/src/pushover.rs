@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::redirect::Policy;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,16 +11,16 @@ use tocsin_core::escalation::Urgency;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, transport, SendError};
-use crate::email::escape;
-use crate::support::{read_some, seconds};
-use crate::{BoxFuture, IncidentSummary, Outgoing, Provider, Sent, USER_AGENT};
+use crate::classify::{classify, transport, SendError, EXCERPT_BYTES};
+use crate::escape::html;
+use crate::http;
+use crate::{BoxFuture, IncidentSummary, Outgoing, Provider, Sent};
 
 /// Pushover's API, used unless configured otherwise.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.pushover.net";
 
 /// How long the API has to answer unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = http::DEFAULT_TIMEOUT;
 
 // The API's documented limits, in characters.
 const MAX_TITLE: usize = 250;
@@ -30,6 +29,10 @@ const MAX_URL: usize = 512;
 const MAX_URL_TITLE: usize = 100;
 const MIN_RETRY_SECS: u64 = 30;
 const MAX_EXPIRE_SECS: u64 = 10_800;
+
+/// The most of an answer read: a success is small JSON, and of a failure only
+/// an excerpt is kept.
+const READ_BYTES: usize = EXCERPT_BYTES * 4 + 1;
 
 /// `[notify.pushover]`: the application messages are sent as.
 #[derive(Clone, Deserialize)]
@@ -43,8 +46,8 @@ pub struct PushoverConfig {
     /// How long the API has to answer, in seconds.
     #[serde(
         rename = "timeout_seconds",
-        default = "default_timeout",
-        deserialize_with = "seconds"
+        default = "http::default_timeout",
+        deserialize_with = "http::timeout_seconds"
     )]
     pub timeout: Duration,
     /// Send high-urgency pages as emergency priority (2): repeated until
@@ -61,9 +64,6 @@ pub struct PushoverConfig {
 
 fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.into()
-}
-fn default_timeout() -> Duration {
-    DEFAULT_TIMEOUT
 }
 fn default_retry() -> u64 {
     60
@@ -124,15 +124,9 @@ impl std::fmt::Debug for PushoverProvider {
 impl PushoverProvider {
     /// A provider for `config`; a bad value is an error naming its key.
     pub fn new(config: PushoverConfig) -> Result<Self, Invalid> {
-        let base = Url::parse(config.api_base_url.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| Invalid::new("api_base_url", "an http or https URL"))?;
-        let endpoint = Url::parse(&format!(
-            "{}/1/messages.json",
-            base.as_str().trim_end_matches('/')
-        ))
-        .map_err(|e| Invalid::new("api_base_url", e.to_string()))?;
+        let base = http::base_url(&config.api_base_url, "api_base_url")?;
+        let endpoint = Url::parse(&format!("{base}/1/messages.json"))
+            .map_err(|e| Invalid::new("api_base_url", e.to_string()))?;
         let app_token = config.app_token.trim().to_string();
         if app_token.is_empty() {
             return Err(Invalid::new(
@@ -140,21 +134,13 @@ impl PushoverProvider {
                 "the application's API token is required",
             ));
         }
-        if config.timeout.is_zero() {
-            return Err(Invalid::new("timeout_seconds", "must be more than zero"));
-        }
+        let client = http::client(config.timeout, "pushover")?;
         if config.retry < MIN_RETRY_SECS {
             return Err(Invalid::new("retry", "at least 30 seconds"));
         }
         if config.expire == 0 || config.expire > MAX_EXPIRE_SECS {
             return Err(Invalid::new("expire", "1 to 10800 seconds (3 hours)"));
         }
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(config.timeout)
-            .redirect(Policy::none())
-            .build()
-            .map_err(|e| Invalid::new("pushover", e.to_string()))?;
         Ok(PushoverProvider {
             client,
             endpoint,
@@ -182,9 +168,11 @@ impl PushoverProvider {
             .send()
             .await
             .map_err(|e| transport(&e, self.timeout))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let answer = read_some(response).await;
+        let http::Answer {
+            status,
+            headers,
+            body: answer,
+        } = http::read(response, READ_BYTES).await;
         let json = serde_json::from_slice::<Value>(&answer).ok();
         if status == 429 {
             // Pushover answers 429 when the application's monthly quota is used
@@ -304,7 +292,7 @@ fn incident_html(i: &IncidentSummary) -> String {
         .actions
         .iter()
         .filter(|a| is_web(&a.href))
-        .map(|a| format!("<a href=\"{}\">{}</a>", escape(&a.href), escape(&a.text)))
+        .map(|a| format!("<a href=\"{}\">{}</a>", html(&a.href), html(&a.text)))
         .collect();
     // Links that cannot fit at all are dropped rather than cut into broken URLs.
     while !actions.is_empty()
@@ -321,7 +309,7 @@ fn incident_html(i: &IncidentSummary) -> String {
     // Cut before escaping so an entity is never split.
     let mut title = String::new();
     for c in i.title.chars() {
-        let e = escape(&c.to_string());
+        let e = html(&c.to_string());
         if title.chars().count() + e.chars().count() + 1 > room {
             title.push('…');
             break;

@@ -17,7 +17,7 @@ use tocsin_core::action_link::LinkAction;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, excerpt, SendError, EXCERPT_BYTES};
+use crate::classify::{excerpt, SendError, EXCERPT_BYTES};
 use crate::http::{self, cut_escaped, web_url, ANSWER_BYTES};
 use crate::message::cut;
 use crate::{BoxFuture, Message, Outgoing, Provider, Sent};
@@ -146,12 +146,7 @@ impl SlackProvider {
         body["unfurl_media"] = json!(false);
         let request = self.client.post(url).json(&body);
         let answer = http::send(request, self.timeout, EXCERPT_BYTES + 1).await?;
-        classify(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            self.clock.now(),
-        )?;
+        answer.classify(self.clock.now())?;
         Ok(Sent {
             provider_id: None,
             status: answer.status,
@@ -178,12 +173,7 @@ impl SlackProvider {
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .body(raw);
         let answer = http::send(request, self.timeout, ANSWER_BYTES).await?;
-        classify(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            self.clock.now(),
-        )?;
+        answer.classify(self.clock.now())?;
         api_answer(answer.status, &answer.body)
     }
 }

@@ -93,23 +93,10 @@ pub fn sms_body(message: &Message, reply_hint: bool) -> String {
     format!("{}{hint}", fit(&text, room, gsm))
 }
 
-/// Escapes text for XML content and attribute values, dropping the control
-/// characters XML 1.0 does not allow: titles come from alerts.
+/// Escapes text for XML content and attribute values; tabs and line ends become
+/// spaces, since the text is read aloud or shown on one line.
 pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    crate::escape::xml(&s.replace(['\t', '\n', '\r'], " "))
 }
 
 /// What a call says, once: the incident in words, or the message's short text.

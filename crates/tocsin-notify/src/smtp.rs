@@ -14,7 +14,6 @@ use tocsin_core::Invalid;
 
 use crate::classify::SendError;
 use crate::email;
-use crate::support::seconds;
 use crate::{BoxFuture, Outgoing, Provider, Sent};
 
 /// How long one delivery may take unless configured otherwise.
@@ -71,7 +70,7 @@ pub struct SmtpConfig {
     #[serde(
         rename = "timeout_seconds",
         default = "default_timeout",
-        deserialize_with = "seconds"
+        deserialize_with = "crate::http::timeout_seconds"
     )]
     pub timeout: Duration,
     /// A PEM file of extra CA certificates to trust (a private relay's own CA).

@@ -1,13 +1,7 @@
-//! Small pieces the email and push providers share: a stable, restricted-alphabet
-//! form of an idempotency key, timeouts read from the config file as seconds,
-//! and reading a bounded answer.
+//! What the email and push providers share beyond HTTP: a stable,
+//! restricted-alphabet form of an idempotency key.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
-
-use crate::classify::EXCERPT_BYTES;
 
 /// `key` in letters, digits, `-` and `_`, at most `max` bytes, the same for the
 /// same key every time. A key that already fits is used as it is (readable in a
@@ -30,26 +24,6 @@ pub(crate) fn stable_token(key: &str, max: usize) -> String {
     clean
 }
 
-/// A timeout in the config file: a number of seconds (`timeout = 10`, `timeout = 2.5`).
-pub(crate) fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let secs = f64::deserialize(d)?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| serde::de::Error::custom("a timeout is a number of seconds, at least 0"))
-}
-
-/// At most a little more than an excerpt of the answer: a success is small
-/// JSON, and of a failure only an excerpt is kept.
-pub(crate) async fn read_some(mut response: reqwest::Response) -> Vec<u8> {
-    let mut answer = Vec::new();
-    while answer.len() <= EXCERPT_BYTES * 4 {
-        match response.chunk().await {
-            Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    answer
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,20 +42,5 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(stable_token("", 64).len(), 17);
-    }
-
-    #[derive(Deserialize)]
-    struct T {
-        #[serde(deserialize_with = "seconds")]
-        timeout: Duration,
-    }
-
-    #[test]
-    fn timeouts_are_seconds() {
-        let t: T = serde_json::from_str(r#"{"timeout": 2.5}"#).unwrap();
-        assert_eq!(t.timeout, Duration::from_millis(2500));
-        let t: T = serde_json::from_str(r#"{"timeout": 10}"#).unwrap();
-        assert_eq!(t.timeout, Duration::from_secs(10));
-        assert!(serde_json::from_str::<T>(r#"{"timeout": -1}"#).is_err());
     }
 }

@@ -14,7 +14,7 @@ use tocsin_core::action_link::LinkAction;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
-use crate::classify::{classify, excerpt, SendError, EXCERPT_BYTES};
+use crate::classify::{excerpt, SendError, EXCERPT_BYTES};
 use crate::http::{self, web_url};
 use crate::message::cut;
 use crate::{BoxFuture, Message, Outgoing, Provider, Sent};
@@ -80,12 +80,7 @@ impl TeamsProvider {
         let url = web_url(&out.recipient.target, "Teams")?;
         let request = self.client.post(url).json(&body(&out.message));
         let answer = http::send(request, self.timeout, EXCERPT_BYTES + 1).await?;
-        classify(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            self.clock.now(),
-        )?;
+        answer.classify(self.clock.now())?;
         legacy_error(answer.status, &answer.body)?;
         Ok(Sent {
             provider_id: None,

@@ -15,14 +15,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::redirect::Policy;
 use serde::Deserialize;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_core::Invalid;
 
 use crate::classify::{classify, transport, SendError, EXCERPT_BYTES};
+use crate::http;
 use crate::sms::{sms_body, spoken_twiml};
-use crate::{BoxFuture, Outgoing, Provider, Sent, USER_AGENT};
+use crate::{BoxFuture, Outgoing, Provider, Sent};
 
 /// Twilio's REST API root.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
@@ -196,19 +196,10 @@ impl Twilio {
         if !(1..=3).contains(&config.voice_repeat) {
             return Err(Invalid::new("voice_repeat", "must be 1, 2 or 3"));
         }
-        let base = config.api_base_url.trim_end_matches('/').to_string();
-        match reqwest::Url::parse(&base) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => return Err(Invalid::new("api_base_url", "not an http or https URL")),
-        }
+        let base = http::base_url(&config.api_base_url, "api_base_url")?;
         let timeout = Duration::from_secs(config.timeout_seconds);
         // Twilio never redirects API calls; following one would send the credentials elsewhere.
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(timeout)
-            .redirect(Policy::none())
-            .build()
-            .map_err(|e| Invalid::new("twilio", e.to_string()))?;
+        let client = http::client(timeout, "twilio")?;
         Ok(Twilio {
             client,
             account_sid: config.account_sid,
@@ -233,7 +224,7 @@ impl Twilio {
 
     /// POSTs `form` to the account's `resource` list and reads the new resource's sid.
     async fn create(&self, resource: &str, form: &[(&str, &str)]) -> Result<Sent, SendError> {
-        let mut response = self
+        let response = self
             .client
             .post(self.url(resource))
             .basic_auth(&self.account_sid, Some(&self.auth_token))
@@ -241,17 +232,13 @@ impl Twilio {
             .send()
             .await
             .map_err(|e| transport(&e, self.timeout))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
         // Only a bounded part of the answer is read: a created resource is a few
         // kilobytes, an error less.
-        let mut answer = Vec::new();
-        while answer.len() <= 16 * EXCERPT_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-                Ok(None) | Err(_) => break,
-            }
-        }
+        let http::Answer {
+            status,
+            headers,
+            body: answer,
+        } = http::read(response, 16 * EXCERPT_BYTES + 1).await;
         if let Err(e) = classify(status, &headers, &answer, self.clock.now()) {
             return Err(explain(e, status, &answer));
         }

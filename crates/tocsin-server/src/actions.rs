@@ -18,6 +18,7 @@ use tocsin_core::action_link::{LinkAction, LinkRefused, DEFAULT_LIFETIME};
 use tocsin_core::auth::Role;
 use tocsin_core::model::Incident;
 use tocsin_core::time::{from_millis, Timestamp};
+use tocsin_notify::escape::html as esc;
 use tocsin_store::{ActionLinkError, ActionLinkOutcome, ActionLinkPreview, StoreError};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -328,22 +329,6 @@ fn page(title: &str, body: &str) -> String {
          </style></head><body><main>{body}</main></body></html>\n",
         esc(title)
     )
-}
-
-/// Escapes text for HTML: titles and names come from alerts and people.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const SECURITY_HEADERS: [(HeaderName, &str); 3] = [

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use tocsin_core::action_link::LinkAction;
 use tocsin_core::auth::Role;
 use tocsin_core::escalation::ContactKind;
+use tocsin_notify::escape::xml as xml_escape;
 use tocsin_store::{ActionLinkError, PhoneReply, PhoneUser, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -124,23 +125,6 @@ impl Params {
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     }
-}
-
-/// Escapes text for XML content and attributes: incident titles come from alerts.
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A TwiML document answered as `text/xml`; `inner` is already escaped.
