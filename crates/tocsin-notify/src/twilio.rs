@@ -145,7 +145,29 @@ struct Twilio {
     voice_repeat: u8,
     reply_hint: bool,
     keypad: Option<String>,
+    // `{public_url}/hooks/twilio/status`: where Twilio reports what became of
+    // a text or call, the notification's key in the query.
+    status_callback: Option<String>,
     clock: Arc<dyn Clock>,
+}
+
+impl Twilio {
+    fn status_callback(&mut self, public_url: &str) {
+        self.status_callback = Some(format!(
+            "{}/hooks/twilio/status",
+            public_url.trim_end_matches('/')
+        ));
+    }
+
+    // The status callback URL for one notification.
+    fn callback_for(&self, out: &Outgoing) -> Option<String> {
+        self.status_callback.as_ref().map(|base| {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("key", &out.idempotency_key)
+                .finish();
+            format!("{base}?{query}")
+        })
+    }
 }
 
 impl std::fmt::Debug for Twilio {
@@ -211,6 +233,7 @@ impl Twilio {
             voice_repeat: config.voice_repeat,
             reply_hint: config.reply_hint,
             keypad: None,
+            status_callback: None,
             clock: Arc::new(SystemClock),
         })
     }
@@ -344,8 +367,19 @@ impl TwilioSmsProvider {
             (None, Some(from)) => ("From", from.as_str()),
             (None, None) => unreachable!("checked in new()"),
         };
-        t.create("Messages", &[("To", to), sender, ("Body", &body)])
-            .await
+        let callback = t.callback_for(out);
+        let mut form = vec![("To", to), sender, ("Body", body.as_str())];
+        if let Some(url) = &callback {
+            form.push(("StatusCallback", url));
+        }
+        t.create("Messages", &form).await
+    }
+
+    /// The same provider asking Twilio to report what became of each text
+    /// (delivered, undelivered, failed) to `{public_url}/hooks/twilio/status`.
+    pub fn with_status_callback(mut self, public_url: &str) -> Self {
+        self.0.status_callback(public_url);
+        self
     }
 }
 
@@ -403,8 +437,20 @@ impl TwilioVoiceProvider {
             t.reply_hint,
             t.keypad.as_deref(),
         );
-        t.create("Calls", &[("To", to), ("From", from), ("Twiml", &twiml)])
-            .await
+        let callback = t.callback_for(out);
+        let mut form = vec![("To", to), ("From", from), ("Twiml", twiml.as_str())];
+        if let Some(url) = &callback {
+            // Only the end of the call: completed, busy, no-answer, failed, canceled.
+            form.push(("StatusCallback", url));
+        }
+        t.create("Calls", &form).await
+    }
+
+    /// The same provider asking Twilio to report how each call ended
+    /// (completed, busy, no-answer, failed) to `{public_url}/hooks/twilio/status`.
+    pub fn with_status_callback(mut self, public_url: &str) -> Self {
+        self.0.status_callback(public_url);
+        self
     }
 }
 

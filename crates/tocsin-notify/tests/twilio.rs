@@ -132,6 +132,12 @@ async fn receive(
     if !e164(to) {
         return twilio_error(400, 21211, &format!("Invalid 'To' Phone Number: {to}"));
     }
+    // Twilio requests StatusCallback with POST, so it must be a full http(s) URL.
+    if let Some(cb) = seen.param("StatusCallback") {
+        if !(cb.starts_with("https://") || cb.starts_with("http://")) {
+            return twilio_error(400, 21609, "Invalid StatusCallback url");
+        }
+    }
     if resource == "Messages" {
         if seen.param("From").is_none() && seen.param("MessagingServiceSid").is_none() {
             return twilio_error(400, 21603, "A 'From' phone number is required.");
@@ -628,4 +634,33 @@ async fn with_a_keypad_the_call_gathers_one_key_for_tocsin() {
             "Press 4 to acknowledge, or 6 to resolve."
         ]
     );
+}
+
+#[tokio::test]
+async fn with_a_public_url_twilio_reports_each_outcome_to_tocsin() {
+    let (t, addr) = FakeTwilio::start(vec![]).await;
+    let text = TwilioSmsProvider::new(config(addr))
+        .unwrap()
+        .with_status_callback("https://tocsin.example.com/");
+    let call = TwilioVoiceProvider::new(config(addr))
+        .unwrap()
+        .with_status_callback("https://tocsin.example.com");
+    let out = outgoing(ContactKind::Sms, TO, "Database down");
+    assert!(text.send(&out).await.is_ok());
+    let out_call = outgoing(ContactKind::Voice, TO, "Database down");
+    assert!(call.send(&out_call).await.is_ok());
+    let seen = t.seen();
+    for (req, out) in seen.iter().zip([&out, &out_call]) {
+        let cb = req.param("StatusCallback").expect("a status callback");
+        let (base, query) = cb.split_once('?').unwrap();
+        assert_eq!(base, "https://tocsin.example.com/hooks/twilio/status");
+        let key: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(key, [("key".to_string(), out.idempotency_key.clone())]);
+    }
+    // Without a public URL, no callback is asked for.
+    let (result, seen) = sms(vec![], TO).await;
+    assert!(result.is_ok());
+    assert_eq!(seen[0].param("StatusCallback"), None);
 }

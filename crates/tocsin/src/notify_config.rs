@@ -204,12 +204,15 @@ impl NotifyConfig {
             sms_reply_hint = twilio.reply_hint;
             twilio.reply_hint = false;
             twilio_auth_token = Some(twilio.auth_token.clone());
-            let sms = TwilioSmsProvider::new(twilio.clone()).map_err(|e| named("twilio", e))?;
+            let mut sms = TwilioSmsProvider::new(twilio.clone()).map_err(|e| named("twilio", e))?;
+            if let Some(url) = public_url {
+                sms = sms.with_status_callback(url);
+            }
             providers = providers.with(Channel::Sms, Arc::new(sms), limit(Channel::Sms));
             if twilio.from.is_some() {
                 let mut voice = TwilioVoiceProvider::new(twilio).map_err(|e| named("twilio", e))?;
                 if let Some(url) = public_url {
-                    voice = voice.with_keypad(url);
+                    voice = voice.with_keypad(url).with_status_callback(url);
                 }
                 providers = providers.with(Channel::Voice, Arc::new(voice), limit(Channel::Voice));
             }
