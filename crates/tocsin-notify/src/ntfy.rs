@@ -208,7 +208,7 @@ impl NtfyProvider {
         let response = request
             .send()
             .await
-            .map_err(|e| transport(&e, self.timeout))?;
+            .map_err(|e| transport(&e.without_url(), self.timeout))?;
         let http::Answer {
             status,
             headers,

@@ -167,7 +167,7 @@ impl PushoverProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| transport(&e, self.timeout))?;
+            .map_err(|e| transport(&e.without_url(), self.timeout))?;
         let http::Answer {
             status,
             headers,

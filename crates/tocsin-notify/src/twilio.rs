@@ -254,7 +254,7 @@ impl Twilio {
             .form(form)
             .send()
             .await
-            .map_err(|e| transport(&e, self.timeout))?;
+            .map_err(|e| transport(&e.without_url(), self.timeout))?;
         // Only a bounded part of the answer is read: a created resource is a few
         // kilobytes, an error less.
         let http::Answer {

@@ -701,3 +701,21 @@ async fn pushover_a_wrong_app_token_is_permanent() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn ntfy_a_failed_connection_does_not_repeat_the_topic_url() {
+    // A topic URL is as good as a password for anyone who can read the reason.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let p = ntfy(format!("http://{addr}"));
+    let topic = format!("http://{addr}/secret-topic-8f2c");
+    let r = p.send(&outgoing(&topic, Urgency::High)).await;
+    match &r {
+        Err(SendError::Retryable { reason, .. }) => {
+            assert!(reason.starts_with("could not connect"), "{reason}");
+            assert!(!reason.contains("secret-topic-8f2c"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

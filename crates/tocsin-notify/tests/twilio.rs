@@ -461,6 +461,8 @@ async fn a_refused_connection_is_retryable() {
         matches!(&r, Err(SendError::Retryable { reason, .. }) if reason.starts_with("could not connect")),
         "{r:?}"
     );
+    // The reason is kept with the notification: no URL (the account SID is in it).
+    assert!(!format!("{r:?}").contains(SID), "{r:?}");
 }
 
 /// The text of every `<Say>` in a TwiML document, in order, and the document's root.
