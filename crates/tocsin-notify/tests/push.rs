@@ -704,7 +704,8 @@ async fn pushover_a_wrong_app_token_is_permanent() {
 
 #[tokio::test]
 async fn ntfy_a_failed_connection_does_not_repeat_the_topic_url() {
-    // A topic URL is as good as a password for anyone who can read the reason.
+    // A topic URL is as good as a password for anyone who can read the reason:
+    // no URL goes into it (ntfy publishes to the server root, the topic in the body).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
@@ -715,6 +716,7 @@ async fn ntfy_a_failed_connection_does_not_repeat_the_topic_url() {
         Err(SendError::Retryable { reason, .. }) => {
             assert!(reason.starts_with("could not connect"), "{reason}");
             assert!(!reason.contains("secret-topic-8f2c"), "{reason}");
+            assert!(!reason.contains("http://"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
