@@ -3,11 +3,12 @@
 //!
 //! A notification request is durable before delivery sees it: it is a row of the
 //! outbox (`notification_requests`), committed as `handed` in the transaction that
-//! made it due. [`Delivery::handed`] is then called with the rows, after that
-//! commit, on the node that committed them. A delivery implementation must
-//! treat the idempotency key as the message's identity: after a crash between
-//! the commit and the send, the rows are `handed` but unsent, and the sender
-//! must pick them up again on start without sending any key twice.
+//! made it due, and leased to that node's sender. [`Delivery::handed`] is then
+//! called with the rows, after that commit, on the node that committed them:
+//! the delivery worker ([`crate::sender::Sender`]) sends them at once. After a
+//! crash between the commit and the send, the rows are still `sending` with a
+//! lease that runs out, and any node's worker takes them over under the same
+//! idempotency key.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,24 +19,6 @@ pub use tocsin_store::HandedNotification;
 pub trait Delivery: Send + Sync + 'static {
     /// Requests just committed as handed, oldest first.
     fn handed(&self, requests: &[HandedNotification]);
-}
-
-/// Logs each request (the default until a sender is configured).
-#[derive(Debug, Default)]
-pub struct LogDelivery;
-
-impl Delivery for LogDelivery {
-    fn handed(&self, requests: &[HandedNotification]) {
-        for r in requests {
-            tracing::info!(
-                key = %r.idempotency_key,
-                user_id = r.user_id,
-                contact_kind = %r.contact_kind,
-                incident_id = ?r.incident_id,
-                "notification request handed to delivery"
-            );
-        }
-    }
 }
 
 /// Keeps every request handed, in order (tests and the latency benchmark).
