@@ -33,8 +33,8 @@ use crate::render::Renderer;
 const IDLE: Duration = Duration::from_secs(30);
 /// Requests claimed from the outbox at a time.
 const CLAIM_BATCH: i64 = 100;
-/// How long shutdown waits for sends in flight.
-const DRAIN: Duration = Duration::from_secs(5);
+/// How long shutdown waits for sends in flight, beyond the slowest channel's timeout.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// How hard a channel may be pushed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -265,29 +265,42 @@ impl Sender {
             };
             return self.record(&req, channel.as_str(), outcome).await;
         };
-        let _permit = slot
-            .in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Config("send limiter closed".into()))?;
+        // Waiting in line (the channel's limit) keeps the lease fresh, so no
+        // other claim takes the request over meanwhile and burns an attempt.
+        let permit = slot.in_flight.clone().acquire_owned();
+        tokio::pin!(permit);
+        let _permit = loop {
+            let left = (req.lease_until - inner.clock.now())
+                .to_std()
+                .unwrap_or_default();
+            tokio::select! {
+                p = &mut permit => break p.map_err(|_| StoreError::Config("send limiter closed".into()))?,
+                _ = tokio::time::sleep((left / 2).max(Duration::from_secs(1))) => {
+                    if !inner.store.renew_delivery_lease(&mut req, inner.clock.now()).await? {
+                        return Ok(Attempted::Lost);
+                    }
+                }
+            }
+        };
+        let margin = ChronoDuration::from_std(slot.limits.timeout).unwrap_or_default()
+            + ChronoDuration::seconds(5);
         if let Some(bucket) = &slot.bucket {
             let wait = bucket.lock().map(|mut b| b.take()).unwrap_or_default();
             if !wait.is_zero() {
+                let after = inner.clock.now() + ChronoDuration::from_std(wait).unwrap_or_default();
+                if after + margin > req.lease_until
+                    && !inner
+                        .store
+                        .renew_delivery_lease(
+                            &mut req,
+                            inner.clock.now() + ChronoDuration::from_std(wait).unwrap_or_default(),
+                        )
+                        .await?
+                {
+                    return Ok(Attempted::Lost);
+                }
                 tokio::time::sleep(wait).await;
             }
-        }
-        // Waited in line long enough that the lease might run out mid-send:
-        // renew it, or leave the request to whoever took it over.
-        let margin = ChronoDuration::from_std(slot.limits.timeout).unwrap_or_default()
-            + ChronoDuration::seconds(5);
-        if inner.clock.now() + margin > req.lease_until
-            && !inner
-                .store
-                .renew_delivery_lease(&mut req, inner.clock.now())
-                .await?
-        {
-            return Ok(Attempted::Lost);
         }
         let started = inner.clock.now();
         let message = match inner
@@ -304,6 +317,16 @@ impl Sender {
                 return self.record(&req, channel.as_str(), outcome).await;
             }
         };
+        // Right before the call: the lease must outlast it, or the request is
+        // left to whoever took it over.
+        if inner.clock.now() + margin > req.lease_until
+            && !inner
+                .store
+                .renew_delivery_lease(&mut req, inner.clock.now())
+                .await?
+        {
+            return Ok(Attempted::Lost);
+        }
         let out = Outgoing {
             idempotency_key: req.idempotency_key.clone(),
             recipient: Recipient {
@@ -416,6 +439,26 @@ impl Sender {
         full.mul_f64(rand::thread_rng().gen_range(0.8..=1.0))
     }
 
+    /// On the embedded store, at start and before the job runner hands anything:
+    /// nobody else can be sending from an embedded database, so what a stopped
+    /// process left mid-send is due again now, not at its lease's end.
+    pub async fn release_interrupted(&self) -> Result<u64, StoreError> {
+        let store = &self.inner.store;
+        if store.backend() != tocsin_store::Backend::Sqlite {
+            return Ok(0);
+        }
+        let n = store
+            .release_interrupted_deliveries(self.inner.clock.now())
+            .await?;
+        if n > 0 {
+            tracing::warn!(
+                notifications = n,
+                "sending again what a stopped process left mid-send (same idempotency keys)"
+            );
+        }
+        Ok(n)
+    }
+
     /// Runs until `shutdown` turns true: sends what is handed on this node at
     /// once, and claims retries and cut-off sends from the outbox when due.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
@@ -424,21 +467,6 @@ impl Sender {
             return;
         };
         let store = &self.inner.store;
-        if store.backend() == tocsin_store::Backend::Sqlite {
-            // Nobody else can be sending from an embedded database: what a
-            // stopped process left mid-send is due again now, not at lease end.
-            match store
-                .release_interrupted_deliveries(self.inner.clock.now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(
-                    notifications = n,
-                    "sending again what a stopped process left mid-send (same idempotency keys)"
-                ),
-                Err(e) => tracing::error!(error = %e, "cannot release interrupted notifications"),
-            }
-        }
         let wake = store.delivery_wake();
         let mut sends = JoinSet::new();
         loop {
@@ -491,9 +519,19 @@ impl Sender {
                 log_done(done);
             }
         }
-        // Sends under way get a moment to finish and be recorded; the rest are
-        // picked up again at their lease's end.
-        let _ = tokio::time::timeout(DRAIN, async {
+        // Sends under way get as long as the slowest channel allows to finish
+        // and be recorded (cutting one off inside the call would send it again);
+        // the rest are picked up again at their lease's end.
+        let drain = self
+            .inner
+            .providers
+            .slots
+            .values()
+            .map(|s| s.limits.timeout)
+            .max()
+            .unwrap_or_default()
+            + DRAIN;
+        let _ = tokio::time::timeout(drain, async {
             while let Some(done) = sends.join_next().await {
                 log_done(done);
             }

@@ -224,7 +224,9 @@ pub fn body(message: &Message) -> Value {
     }
     fields.truncate(FIELDS);
     let mut embed = json!({
-        "title": cut_escaped(&escape(&title, EXTRA), TITLE_CHARS),
+        // Embed titles are plain text: escapes would show as backslashes. An @
+        // still gets a zero-width space, so nothing there reads as a mention.
+        "title": crate::message::cut(&title.replace('@', "@\u{200B}"), TITLE_CHARS),
         "color": match incident.urgency {
             Urgency::High => 0xE0_1E_5A,
             Urgency::Low => 0xEC_B2_2E,

@@ -114,7 +114,9 @@ fn spoken(message: &Message) -> String {
                 i.urgency.as_str()
             )
         }
-        None => plain(&message.short),
+        // Codes, tests, shift notices: the voice template's words (a code
+        // digit by digit, no URLs).
+        None => plain(&message.long),
     }
 }
 
@@ -245,14 +247,15 @@ mod tests {
         let m = Message {
             subject: "s".into(),
             short: "On call for Primary from 09:00".into(),
-            long: String::new(),
+            long: "You are on call for Primary from nine o'clock.".into(),
             html: None,
             incident: None,
         };
         assert_eq!(sms_body(&m, true), "On call for Primary from 09:00");
+        // A call reads the voice template's words (`long`), not the text message's.
         assert_eq!(
             spoken_twiml(&m, 1, true, Some("https://t.example/hooks/twilio/voice")),
-            "<Response><Say>On call for Primary from 09:00</Say><Say>Goodbye.</Say></Response>"
+            "<Response><Say>You are on call for Primary from nine o&apos;clock.</Say><Say>Goodbye.</Say></Response>"
         );
     }
 

@@ -210,8 +210,15 @@ impl Templates {
             Channel::Sms => (Part::EmailSubject, Part::SmsText, Part::SmsText, None),
             Channel::Voice => (Part::EmailSubject, Part::SmsText, Part::VoiceText, None),
             Channel::Webhook => (Part::EmailSubject, Part::SmsText, Part::EmailText, None),
-            Channel::Slack | Channel::Teams | Channel::Mattermost | Channel::Discord => {
+            // Chat senders build pages as cards from the incident's facts and
+            // send everything else as plain text, escaped for their service.
+            Channel::Slack | Channel::Teams | Channel::Mattermost | Channel::Discord
+                if notice.incident().is_some() =>
+            {
                 (Part::EmailSubject, Part::SmsText, Part::ChatMarkdown, None)
+            }
+            Channel::Slack | Channel::Teams | Channel::Mattermost | Channel::Discord => {
+                (Part::EmailSubject, Part::SmsText, Part::EmailText, None)
             }
             Channel::Ntfy | Channel::Pushover => {
                 (Part::PushTitle, Part::PushText, Part::PushText, None)

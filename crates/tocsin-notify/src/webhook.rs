@@ -36,7 +36,7 @@ const RESERVED: &[&str] = &[
 ];
 
 /// How one webhook provider sends. The URL is not here: each contact method's address is its URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookConfig {
     /// The shared secret receivers verify `Tocsin-Signature` with.
     pub secret: String,
@@ -44,6 +44,20 @@ pub struct WebhookConfig {
     pub headers: Vec<(String, String)>,
     /// How long a receiver has to answer, connection included.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    // Neither the secret nor header values (an API key) are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("secret", &"<hidden>")
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl WebhookConfig {

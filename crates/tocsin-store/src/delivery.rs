@@ -218,6 +218,22 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
+            // A page's retry or taken-over send is moot once somebody has the
+            // incident (or it was resolved): its escalation no longer runs.
+            let moot = sqlx::query(
+                "UPDATE notification_requests SET delivery = 'cancelled', next_attempt_at = NULL \
+                 WHERE id = $1 AND reason = 'escalation' AND incident_id IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM escalations e \
+                   WHERE e.incident_id = notification_requests.incident_id \
+                   AND e.state LIKE '%\"phase\":\"running\"%')",
+            )
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if moot > 0 {
+                continue;
+            }
             let row = sqlx::query(&format!(
                 "UPDATE notification_requests SET delivery = 'sending', attempts = attempts + 1, \
                  next_attempt_at = $1 WHERE id = $2 RETURNING {OUTBOX_COLUMNS}"
@@ -306,10 +322,18 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut w = self.write().await?;
         // Lock order as everywhere: the incident first.
+        let mut moot = false;
         if let Some(incident_id) = req.incident_id {
             self.lock_incident(&mut w, incident_id).await?;
+            if req.reason == "escalation" {
+                // Acknowledged or resolved while this attempt was under way: no retry.
+                moot = !self.escalation_running(&mut w, incident_id).await?;
+            }
         }
         let (delivery, next, provider_id, response, delivered, failed) = match outcome {
+            AttemptOutcome::Retry { reason, .. } if moot => {
+                ("cancelled", None, None, Some(cut(reason)), None, None)
+            }
             AttemptOutcome::Sent { provider_id, .. } => {
                 ("sent", None, provider_id.clone(), None, Some(now), None)
             }
@@ -380,6 +404,7 @@ impl Store {
         if let Some(incident_id) = req.incident_id {
             let kind = match outcome {
                 AttemptOutcome::Sent { .. } => "notification.sent",
+                AttemptOutcome::Retry { .. } if moot => "notification.cancelled",
                 AttemptOutcome::Retry { .. } => "notification.retrying",
                 AttemptOutcome::Failed { .. } => "notification.failed",
             };
@@ -407,10 +432,30 @@ impl Store {
         Ok(true)
     }
 
+    // Whether an incident's escalation is still running (not acknowledged,
+    // resolved or exhausted), read in the caller's transaction.
+    async fn escalation_running(
+        &self,
+        w: &mut WriteTx,
+        incident_id: i64,
+    ) -> Result<bool, StoreError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM escalations WHERE incident_id = $1")
+                .bind(incident_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        Ok(match state {
+            Some(s) => parse_state(incident_id, &s)?.phase == Phase::Running,
+            None => false,
+        })
+    }
+
     // Whether the user of a failed page is now out of reach at its step (every
-    // request of theirs for it failed or was cancelled); if so, says so on the
-    // timeline and, while the escalation still waits to notify the step after,
-    // makes that step due now.
+    // request of theirs for that step failed or was cancelled); if so, says so
+    // on the timeline and, while the escalation still waits to notify the step
+    // after, makes that step due now. Decided on the job and escalation rows
+    // locked (incident → job → escalation, the order everything takes them in),
+    // so a runner notifying the next step meanwhile is not overtaken.
     async fn after_final_failure(
         &self,
         w: &mut WriteTx,
@@ -424,43 +469,37 @@ impl Store {
         ) else {
             return Ok(());
         };
-        let rows = sqlx::query(
-            "SELECT message, status, delivery FROM notification_requests \
-             WHERE incident_id = $1 AND user_id = $2 AND reason = 'escalation'",
-        )
-        .bind(incident_id)
-        .bind(req.user_id)
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let mut still_possible = false;
-        for r in &rows {
-            let message: serde_json::Value =
-                serde_json::from_str(&r.try_get::<String, _>("message")?).unwrap_or_default();
-            if message.get("level").and_then(|v| v.as_u64()) != Some(level)
-                || message.get("round").and_then(|v| v.as_u64()) != Some(round)
-            {
-                continue;
-            }
-            let status: String = r.try_get("status")?;
-            let delivery: Option<String> = r.try_get("delivery")?;
-            let done = status == "cancelled"
-                || matches!(delivery.as_deref(), Some("failed") | Some("cancelled"));
-            still_possible |= !done;
-        }
-        if still_possible {
-            return Ok(());
-        }
-        // The step after the failed one: it is what the escalation waits to
-        // notify next, unless it moved on (or stopped) meanwhile.
-        let state_row: Option<String> =
-            sqlx::query_scalar("SELECT state FROM escalations WHERE incident_id = $1")
-                .bind(incident_id)
-                .fetch_optional(&mut *w.tx)
-                .await?;
-        let Some(state_row) = state_row else {
+        // The step is in the key: `esc:{incident}:s{step}:r…`.
+        let Some(step) = req
+            .idempotency_key
+            .find(":r")
+            .map(|i| &req.idempotency_key[..=i])
+        else {
             return Ok(());
         };
-        let state = parse_state(incident_id, &state_row)?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notification_requests \
+             WHERE user_id = $1 AND reason = 'escalation' AND idempotency_key LIKE $2 \
+             AND status <> 'cancelled' AND (delivery IS NULL OR delivery NOT IN ('failed', 'cancelled'))",
+        )
+        .bind(req.user_id)
+        // Keys are letters, digits and colons: nothing LIKE would read as a wildcard.
+        .bind(format!("{step}%"))
+        .fetch_one(&mut *w.tx)
+        .await?;
+        if open > 0 {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            "SELECT id FROM jobs WHERE job_key = $1{}",
+            self.for_update()
+        ))
+        .bind(job_key(incident_id))
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let Some(mut state) = self.lock_escalation(w, incident_id).await? else {
+            return Ok(());
+        };
         let levels = state.policy.levels.len() as u64;
         let (next_level, next_round) = if level + 1 < levels {
             (level + 1, round)
@@ -487,6 +526,8 @@ impl Store {
         if !waiting {
             return Ok(());
         }
+        state.next_at = Some(now);
+        self.save_escalation(w, incident_id, &state, now).await?;
         let payload = json!({ "incident_id": incident_id,
                               "unreachable": { "level": next_level, "at": to_millis(now),
                                                "user_id": req.user_id } });
@@ -499,12 +540,7 @@ impl Store {
             &payload,
             now,
         )
-        .await?;
-        let Some(mut state) = self.lock_escalation(w, incident_id).await? else {
-            return Ok(());
-        };
-        state.next_at = Some(now);
-        self.save_escalation(w, incident_id, &state, now).await
+        .await
     }
 
     /// What the provider later said became of a message it accepted (a status
@@ -514,9 +550,13 @@ impl Store {
     /// last way to reach a paged user, failure escalation); `delivered` and
     /// `completed` are put on the timeline; other states are ignored. Returns
     /// whether anything was recorded; an unknown key is not found.
+    /// `provider_id` names the message the report is about (Twilio's sid): a
+    /// report about an earlier attempt's message, or about a request that is
+    /// not `sent` (still being retried, or already failed), changes nothing.
     pub async fn record_provider_status(
         &self,
         key: &str,
+        provider_id: &str,
         status: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
@@ -530,7 +570,12 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::not_found(format!("notification {key}")))?;
-        if !known {
+        let delivery: Option<String> = row.try_get("delivery")?;
+        let sent_as: Option<String> = row.try_get("provider_id")?;
+        if !known
+            || delivery.as_deref() != Some("sent")
+            || sent_as.as_deref().is_some_and(|id| id != provider_id)
+        {
             return Ok(false);
         }
         let req = HandedNotification::from_row(&row)?;
@@ -546,7 +591,7 @@ impl Store {
             let n = sqlx::query(
                 "UPDATE notification_requests SET delivery = 'failed', failed_at = $1, \
                  last_response = $2, next_attempt_at = NULL \
-                 WHERE id = $3 AND delivery IN ('sending', 'sent')",
+                 WHERE id = $3 AND delivery = 'sent'",
             )
             .bind(to_millis(now))
             .bind(&reason)

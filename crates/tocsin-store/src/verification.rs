@@ -2,9 +2,11 @@
 //!
 //! A code is six digits, sent through the outbox (reason `verification`) like
 //! any notification, so the same delivery worker sends it. At rest the store
-//! keeps only SHA-256 over a per-code random salt and the code: a database
-//! read does not give away a code that still works. The outbox row's `message`
-//! carries the code itself so delivery can say it; delivery clears it once sent.
+//! keeps SHA-256 over a per-code random salt and the code, so the code is not
+//! lying in the table in plain sight; six digits can still be found from the
+//! hash by trying them all, which is why a code lives minutes and allows a few
+//! tries. The outbox row's `message` carries the code itself so delivery can
+//! say it; delivery clears it once sent.
 //!
 //! Limits keep a code from being guessed or a phone from being flooded: a code
 //! lives [`CODE_MINUTES`], allows [`MAX_ATTEMPTS`] wrong tries (then only a new

@@ -26,7 +26,7 @@ pub struct NotifyConfig {
     /// Attempts before a notification fails for good [default: 6].
     pub max_attempts: Option<i64>,
     /// Seconds a node holds a notification it is sending before another may
-    /// take it over as cut off [default: 60]; must exceed every channel's timeout.
+    /// take it over as cut off [default: 60]; must exceed every channel's timeout by 5 s.
     pub lease_seconds: Option<u64>,
     /// A directory of message templates overriding the built-in ones (or
     /// `TOCSIN_NOTIFY_TEMPLATES`); checked at start.
@@ -55,7 +55,7 @@ pub struct NotifyConfig {
 }
 
 /// `[notify.webhook]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSection {
     /// The signing secret receivers verify `Tocsin-Signature` with (or `TOCSIN_WEBHOOK_SECRET`).
@@ -65,6 +65,17 @@ pub struct WebhookSection {
     pub headers: BTreeMap<String, String>,
     /// Seconds a receiver has to answer [default: 10].
     pub timeout_seconds: Option<u64>,
+}
+
+impl std::fmt::Debug for WebhookSection {
+    // The configuration is printed when it is wrong: never the secret or header values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSection")
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
 }
 
 /// `[notify.limits.<channel>]`.
@@ -93,8 +104,6 @@ pub struct Notify {
     pub templates: Arc<Templates>,
     /// The Twilio auth token, when texts and calls are configured (for signed replies).
     pub twilio_auth_token: Option<String>,
-    /// Whether texts may invite replies (`notify.twilio.reply_hint`).
-    pub sms_reply_hint: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -143,9 +152,11 @@ impl NotifyConfig {
             .map(|c| limit(*c).timeout)
             .max()
             .unwrap_or_default();
-        if lease <= longest {
+        // The sender renews a lease that would not outlast a send by this much.
+        let margin = Duration::from_secs(5);
+        if lease <= longest + margin {
             bail!(
-                "notify.lease_seconds ({}) must be longer than the longest channel timeout ({} s)",
+                "notify.lease_seconds ({}) must be more than the longest channel timeout ({} s) plus 5 s",
                 lease.as_secs(),
                 longest.as_secs()
             );
@@ -194,15 +205,14 @@ impl NotifyConfig {
             providers = providers.with(Channel::Email, Arc::new(p), limit(Channel::Email));
         }
         let mut twilio_auth_token = None;
-        let mut sms_reply_hint = false;
         if let Some(mut twilio) = self.twilio.clone() {
             if let Some(t) = env("TOCSIN_TWILIO_AUTH_TOKEN") {
                 twilio.auth_token = t;
             }
-            // The reply invitation is the SMS template's (`sms_replies`), so it
-            // is never said twice.
-            sms_reply_hint = twilio.reply_hint;
-            twilio.reply_hint = false;
+            // Texts invite "12 ack" only where Twilio can deliver the reply:
+            // a configured public URL. The provider adds the invitation itself,
+            // fitting it into one segment by cutting the title, never the hint.
+            twilio.reply_hint = twilio.reply_hint && public_url.is_some();
             twilio_auth_token = Some(twilio.auth_token.clone());
             let mut sms = TwilioSmsProvider::new(twilio.clone()).map_err(|e| named("twilio", e))?;
             if let Some(url) = public_url {
@@ -248,7 +258,6 @@ impl NotifyConfig {
             lease,
             templates: Arc::new(templates),
             twilio_auth_token,
-            sms_reply_hint,
         })
     }
 }
@@ -314,6 +323,17 @@ mod tests {
         assert_eq!(n.sender.max_attempts, 4);
         assert_eq!(n.lease, Duration::from_secs(90));
         assert_eq!(n.twilio_auth_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = parse("[webhook]\nsecret = \"s3cret\"\nheaders = { \"X-Api-Key\" = \"k3y\" }");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(shown.contains("X-Api-Key"), "{shown}");
     }
 
     #[test]

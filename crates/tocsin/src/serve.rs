@@ -126,16 +126,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("http://{addr}")),
     );
     // Twilio reaches replies only at a public URL someone configured.
-    let twilio_replies = match (&notify.twilio_auth_token, &config.public_url) {
-        (Some(token), Some(url)) => {
-            state = state.with_twilio(tocsin_server::TwilioInbound::new(
-                token.clone(),
-                url.clone(),
-            ));
-            true
-        }
-        _ => false,
-    };
+    if let (Some(token), Some(url)) = (&notify.twilio_auth_token, &config.public_url) {
+        state = state.with_twilio(tocsin_server::TwilioInbound::new(
+            token.clone(),
+            url.clone(),
+        ));
+    }
     // Background work stops when the HTTP server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
@@ -158,10 +154,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|c| c.as_str())
         .collect();
     tracing::info!(?channels, "notification channels");
-    let mut renderer =
+    // The reply invitation in texts is the Twilio provider's (notify_config.rs).
+    let renderer =
         tocsin_engine::render::Renderer::new(state.public_url.clone().unwrap_or_default())
             .with_templates(notify.templates.clone());
-    renderer.sms_replies = twilio_replies && notify.sms_reply_hint;
     let sender = tocsin_engine::sender::Sender::new(
         store.clone(),
         state.clock.clone(),
@@ -169,6 +165,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         renderer,
         notify.sender,
     );
+    // Before the job runner hands anything: see release_interrupted.
+    sender
+        .release_interrupted()
+        .await
+        .context("cannot release notifications left mid-send")?;
     let delivery = tokio::spawn(sender.clone().run(stopped.clone()));
     let jobs = tokio::spawn(
         tocsin_engine::jobs::Runner::new(store.clone(), state.clock.clone(), Arc::new(sender))

@@ -45,9 +45,13 @@ pub(super) async fn delivery_status(
         s => s,
     }
     .to_ascii_lowercase();
+    let sid = match params.get("CallSid") {
+        "" => params.get("MessageSid"),
+        s => s,
+    };
     match state
         .store
-        .record_provider_status(&key, &status, state.now())
+        .record_provider_status(&key, sid, &status, state.now())
         .await
     {
         Ok(recorded) => {

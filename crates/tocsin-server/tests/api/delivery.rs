@@ -520,6 +520,45 @@ async fn acknowledging_stops_retries(app: TestApp) {
     assert_eq!(f.receiver.seen("ada").len(), 1);
 }
 
+/// Acknowledged while an attempt is under way: the attempt fails, and no retry
+/// follows (the escalation no longer runs).
+async fn acknowledging_during_an_attempt_stops_its_retries(app: TestApp) {
+    let f = fixture(&app).await;
+    f.receiver.script("ada", vec![Reply::Hang]);
+    let limits = ChannelLimits {
+        timeout: StdDuration::from_secs(2),
+        ..Default::default()
+    };
+    let s = sender(&app.store, &app, limits, SenderConfig::default());
+    let id = f.page(&app, "Ack mid-call").await;
+    f.runner.tick().await.unwrap();
+    let req = f.rec.requests().pop().expect("handed");
+    let sending = tokio::spawn({
+        let s = s.clone();
+        async move { s.deliver(req).await }
+    });
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    while f.receiver.seen("ada").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent");
+        tokio::task::yield_now().await;
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/status"),
+            json!({ "status": "acknowledged" }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    sending.await.unwrap().unwrap();
+    let n = notifications(&app, id).await;
+    assert_eq!(n[0]["delivery"], "cancelled", "{n:?}");
+    app.clock.advance(Duration::minutes(10));
+    assert!(s.deliver_due().await.unwrap().is_empty());
+    assert_eq!(f.receiver.seen("ada").len(), 1);
+    let tl = app.timeline(id).await;
+    assert!(!kinds(&tl, "notification.").contains(&"notification.retrying".to_string()));
+}
+
 /// Senders cut off after the hand-off (a node died): once their lease runs out,
 /// two other senders race for the requests and each goes out exactly once.
 async fn two_senders_never_send_one_request_twice(app: TestApp) {
@@ -652,6 +691,24 @@ async fn a_later_delivery_failure_reported_by_twilio_escalates(app: TestApp) {
     assert!(tl
         .iter()
         .any(|e| e["kind"] == "notification.delivered" && e["data"]["user_id"] == f.bo));
+    // A report about another message (an earlier attempt's sid) changes nothing.
+    let mut db = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("UPDATE notification_requests SET provider_id = 'SMsecondattempt' WHERE idempotency_key = $1")
+        .bind(&bo_key)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let p = params("undelivered");
+    let r = post_to(
+        &base,
+        &path,
+        &p,
+        Some(&sign(&format!("{PUBLIC}{path}"), &p)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(notifications(&app, id).await[1]["delivery"], "sent");
     // An unknown key is not found.
     let path = "/hooks/twilio/status?key=nope";
     let r = post_to(&base, path, &p, Some(&sign(&format!("{PUBLIC}{path}"), &p))).await;
@@ -742,6 +799,7 @@ crate::both_backends!(
     a_400_fails_at_once_and_the_next_level_is_paged_now,
     out_of_attempts_fails_and_channels_without_a_provider_fail_at_once,
     acknowledging_stops_retries,
+    acknowledging_during_an_attempt_stops_its_retries,
     two_senders_never_send_one_request_twice,
     only_the_user_or_an_admin_sees_their_notifications,
     a_channel_sends_no_more_at_once_than_its_limit,
