@@ -234,6 +234,26 @@ impl Store {
             if moot > 0 {
                 continue;
             }
+            // Nor is one to a contact method deleted, unverified or moved since,
+            // or to a user deactivated since (as at the hand-off, jobs.rs); a
+            // verification code goes to its unverified method, of course.
+            let gone = sqlx::query(
+                "UPDATE notification_requests SET delivery = 'cancelled', next_attempt_at = NULL \
+                 WHERE id = $1 AND (\
+                   NOT EXISTS (SELECT 1 FROM contact_methods c \
+                     WHERE c.id = notification_requests.contact_method_id \
+                     AND (c.verified = 1 OR notification_requests.reason = 'verification') \
+                     AND c.address = notification_requests.address) \
+                   OR EXISTS (SELECT 1 FROM users u \
+                     WHERE u.id = notification_requests.user_id AND u.active = 0))",
+            )
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if gone > 0 {
+                continue;
+            }
             let row = sqlx::query(&format!(
                 "UPDATE notification_requests SET delivery = 'sending', attempts = attempts + 1, \
                  next_attempt_at = $1 WHERE id = $2 RETURNING {OUTBOX_COLUMNS}"

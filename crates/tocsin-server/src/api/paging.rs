@@ -107,13 +107,13 @@ async fn user_notifications(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<DeliveryView>>> {
     let user_id = path_id("id", &id)?;
-    // The role first: a viewer learns nothing about which ids exist.
+    // Every viewer may list users, so a 404 before the 403 tells nothing new.
+    state.store.user(user_id).await?;
     if user_id != caller.user_id() && caller.role() != Role::Admin {
         return Err(ApiError::NotAllowed(
             "only admins may see another user's notifications".into(),
         ));
     }
-    state.store.user(user_id).await?;
     Ok(Json(
         state
             .store

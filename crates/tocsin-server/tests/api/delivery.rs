@@ -559,6 +559,34 @@ async fn acknowledging_during_an_attempt_stops_its_retries(app: TestApp) {
     assert!(!kinds(&tl, "notification.").contains(&"notification.retrying".to_string()));
 }
 
+/// A retry goes nowhere once its contact method has moved (and so is
+/// unverified): the new address was never paged, and the old one is not the user's.
+async fn a_retry_is_dropped_when_the_method_changes(app: TestApp) {
+    let f = fixture(&app).await;
+    f.receiver.script("ada", vec![Reply::Status(503)]);
+    let s = sender(&app.store, &app, quick(), SenderConfig::default());
+    let id = f.page(&app, "Moving target").await;
+    f.tick_and_send(&s).await;
+    let methods = app
+        .get(&format!("/api/v1/users/{}/contact-methods", f.ada))
+        .await;
+    let method = methods.body[0]["id"].as_i64().unwrap();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}/contact-methods/{method}", f.ada),
+            Some(&app.admin_token),
+            Some(json!({ "address": f.receiver_url.replace("/hook/", "/hook/elsewhere") })),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    app.clock.advance(Duration::minutes(1));
+    assert!(s.deliver_due().await.unwrap().is_empty());
+    assert_eq!(notifications(&app, id).await[0]["delivery"], "cancelled");
+    assert_eq!(f.receiver.seen("ada").len(), 1);
+    assert!(f.receiver.seen("elsewhere").is_empty());
+}
+
 /// Senders cut off after the hand-off (a node died): once their lease runs out,
 /// two other senders race for the requests and each goes out exactly once.
 async fn two_senders_never_send_one_request_twice(app: TestApp) {
@@ -800,6 +828,7 @@ crate::both_backends!(
     out_of_attempts_fails_and_channels_without_a_provider_fail_at_once,
     acknowledging_stops_retries,
     acknowledging_during_an_attempt_stops_its_retries,
+    a_retry_is_dropped_when_the_method_changes,
     two_senders_never_send_one_request_twice,
     only_the_user_or_an_admin_sees_their_notifications,
     a_channel_sends_no_more_at_once_than_its_limit,
