@@ -20,9 +20,6 @@ pub struct Renderer {
     pub link_lifetime: Duration,
     /// The words, per channel.
     pub templates: Arc<Templates>,
-    /// Whether text messages may invite a reply (`12 ack`): the SMS provider's
-    /// number sends replies to Tocsin.
-    pub sms_replies: bool,
 }
 
 impl Renderer {
@@ -32,7 +29,6 @@ impl Renderer {
             public_url: public_url.into().trim_end_matches('/').to_string(),
             link_lifetime: DEFAULT_LIFETIME,
             templates: Arc::new(Templates::default()),
-            sms_replies: false,
         }
     }
 
@@ -57,7 +53,6 @@ impl Renderer {
                 .actions(store, page.id, req.user_id, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            page.sms_replies = self.sms_replies && channel == Channel::Sms;
         }
         self.templates
             .render(channel, &notice)
@@ -73,24 +68,27 @@ impl Renderer {
         user_id: i64,
         now: Timestamp,
     ) -> Result<Vec<Action>, StoreError> {
-        let mut out = Vec::new();
-        for (action, text) in [
+        const ACTIONS: [(LinkAction, &str); 2] = [
             (LinkAction::Acknowledge, "Acknowledge"),
             (LinkAction::Resolve, "Resolve"),
-        ] {
-            match store
-                .action_link(incident_id, action, user_id, now, self.link_lifetime)
-                .await
-            {
-                Ok(token) => out.push(Action {
-                    action,
-                    text: text.into(),
-                    href: format!("{}/actions/{token}", self.public_url),
-                }),
-                Err(StoreError::Invalid(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        ];
+        let kinds = ACTIONS.map(|(a, _)| a);
+        let tokens = match store
+            .action_links(incident_id, &kinds, user_id, now, self.link_lifetime)
+            .await
+        {
+            Ok(tokens) => tokens,
+            Err(StoreError::Invalid(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(ACTIONS
+            .iter()
+            .zip(tokens)
+            .map(|((action, text), token)| Action {
+                action: *action,
+                text: (*text).into(),
+                href: format!("{}/actions/{token}", self.public_url),
+            })
+            .collect())
     }
 }

@@ -167,6 +167,22 @@ impl Store {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<String, StoreError> {
+        let mut tokens = self
+            .action_links(incident_id, &[action], user_id, now, ttl)
+            .await?;
+        Ok(tokens.remove(0))
+    }
+
+    /// [`Store::action_link`] for several actions at once (a page's Acknowledge
+    /// and Resolve): the incident, the user and the key are read once.
+    pub async fn action_links(
+        &self,
+        incident_id: i64,
+        actions: &[LinkAction],
+        user_id: i64,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
         if ttl <= Duration::zero() {
             return Err(Invalid::new("ttl", "a link must live for some time").into());
         }
@@ -179,10 +195,15 @@ impl Store {
             Err(e) => return Err(Invalid::new("user_id", e.to_string()).into()),
         }
         let key = self.action_link_key_or_create(now).await?;
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let claim = ActionClaim::new(incident_id, action, user_id, now, ttl, nonce);
-        Ok(action_link::sign(&key, &claim))
+        Ok(actions
+            .iter()
+            .map(|action| {
+                let mut nonce = [0u8; NONCE_LEN];
+                rand::thread_rng().fill_bytes(&mut nonce);
+                let claim = ActionClaim::new(incident_id, *action, user_id, now, ttl, nonce);
+                action_link::sign(&key, &claim)
+            })
+            .collect())
     }
 
     async fn verify_action_link(

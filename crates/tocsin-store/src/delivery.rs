@@ -206,8 +206,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut w = self.write().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT id FROM notification_requests \
+        let due: Vec<(i64, String, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT id, reason, incident_id FROM notification_requests \
              WHERE delivery IN ('pending', 'sending') AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2{}",
             self.skip_locked()
@@ -216,23 +216,21 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *w.tx)
         .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut out = Vec::with_capacity(due.len());
+        for (id, reason, incident_id) in due {
             // A page's retry or taken-over send is moot once somebody has the
             // incident (or it was resolved): its escalation no longer runs.
-            let moot = sqlx::query(
-                "UPDATE notification_requests SET delivery = 'cancelled', next_attempt_at = NULL \
-                 WHERE id = $1 AND reason = 'escalation' AND incident_id IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM escalations e \
-                   WHERE e.incident_id = notification_requests.incident_id \
-                   AND e.state LIKE '%\"phase\":\"running\"%')",
-            )
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            if moot > 0 {
-                continue;
+            if let (Some(incident_id), "escalation") = (incident_id, reason.as_str()) {
+                if !self.escalation_running(&mut w, incident_id).await? {
+                    sqlx::query(
+                        "UPDATE notification_requests SET delivery = 'cancelled', \
+                         next_attempt_at = NULL WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    continue;
+                }
             }
             // Nor is one to a contact method deleted, unverified or moved since,
             // or to a user deactivated since (as at the hand-off, jobs.rs); a

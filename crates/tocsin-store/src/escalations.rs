@@ -71,16 +71,6 @@ pub(crate) fn job_key(incident_id: i64) -> String {
     format!("escalation:{incident_id}")
 }
 
-fn phase_str(p: Phase) -> &'static str {
-    match p {
-        Phase::Pending => "pending",
-        Phase::Running => "running",
-        Phase::Acknowledged => "acknowledged",
-        Phase::Resolved => "resolved",
-        Phase::Exhausted => "exhausted",
-    }
-}
-
 pub(crate) fn parse_state(incident_id: i64, text: &str) -> Result<EscalationState, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::Config(format!(
@@ -162,7 +152,7 @@ impl Store {
         .bind(policy_id)
         .bind(service_id)
         .bind(urgency.as_str())
-        .bind(phase_str(state.phase))
+        .bind(state.phase.as_str())
         .bind(serde_json::to_string(&state).unwrap_or_default())
         .bind(to_millis(now))
         .execute(&mut *w.tx)
@@ -413,7 +403,7 @@ impl Store {
         sqlx::query(
             "UPDATE escalations SET phase = $1, state = $2, updated_at = $3 WHERE incident_id = $4",
         )
-        .bind(phase_str(state.phase))
+        .bind(state.phase.as_str())
         .bind(serde_json::to_string(state).unwrap_or_default())
         .bind(to_millis(now))
         .bind(incident_id)

@@ -254,8 +254,6 @@ impl Config {
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
-        // Providers are built again at start; this checks the settings early.
-        config.notify.build(config.public_url.as_deref())?;
         config
             .incident
             .validate()

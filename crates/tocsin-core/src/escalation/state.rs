@@ -24,6 +24,19 @@ pub enum Phase {
     Exhausted,
 }
 
+impl Phase {
+    /// The stored and wire name (`running`, …), the same as serde's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Acknowledged => "acknowledged",
+            Phase::Resolved => "resolved",
+            Phase::Exhausted => "exhausted",
+        }
+    }
+}
+
 /// What can happen to a running escalation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

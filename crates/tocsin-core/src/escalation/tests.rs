@@ -370,3 +370,16 @@ fn a_state_without_levels_runs_out_instead_of_panicking() {
     assert!(s.due(at).is_empty());
     assert!(s.is_exhausted());
 }
+
+#[test]
+fn phase_names_are_the_serde_names() {
+    for p in [
+        Phase::Pending,
+        Phase::Running,
+        Phase::Acknowledged,
+        Phase::Resolved,
+        Phase::Exhausted,
+    ] {
+        assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+    }
+}
