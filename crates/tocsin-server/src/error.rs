@@ -96,7 +96,7 @@ pub(crate) struct ErrorDetail {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         use ApiError::*;
         match self {
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", None),

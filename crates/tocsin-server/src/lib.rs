@@ -12,6 +12,7 @@ pub mod password;
 pub mod smtp;
 pub mod state;
 pub mod twilio;
+pub mod web;
 
 use std::future::Future;
 
@@ -42,6 +43,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, _) = all_routes().split_for_parts();
     routes
+        .merge(web::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -60,6 +62,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let live = state.live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live-update streams never end by themselves; they must not hold the drain.
+        live.close();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

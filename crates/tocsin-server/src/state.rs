@@ -53,6 +53,8 @@ pub struct AppState {
     pub heartbeat_wake: Arc<tokio::sync::Notify>,
     /// Replies to text messages through Twilio; `None`: `/hooks/twilio/sms` answers 404.
     pub twilio: Option<Arc<crate::twilio::TwilioInbound>>,
+    /// Live updates for the web UI's open pages.
+    pub live: Arc<crate::web::Live>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             public_url: None,
             heartbeat_wake: Arc::default(),
             twilio: None,
+            live: Arc::default(),
         }
     }
 

@@ -171,4 +171,38 @@ impl Store {
         .await?;
         rows.iter().map(event).collect()
     }
+
+    /// The newest event's id (0 when there is none).
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Events after `after_id` without their data, oldest first, at most `limit`:
+    /// (id, entity, incident id, kind). What live pages need to know to refresh.
+    pub async fn event_heads(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, Option<i64>, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, entity, incident_id, kind FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("entity")?,
+                    r.try_get("incident_id")?,
+                    r.try_get("kind")?,
+                ))
+            })
+            .collect()
+    }
 }

@@ -499,6 +499,25 @@ impl Store {
     }
 
     /// Open and closed incident counts by status, for /metrics.
+    /// Open incidents counted by (severity, status).
+    pub async fn open_incident_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT severity, status, COUNT(*) AS n FROM incidents \
+             WHERE status NOT IN ('resolved', 'closed') GROUP BY severity, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("severity")?,
+                    r.try_get("status")?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn incident_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM incidents GROUP BY status")
             .fetch_all(&self.pool)

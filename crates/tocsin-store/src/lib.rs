@@ -28,6 +28,7 @@ mod notes;
 mod phone_replies;
 mod schedules;
 mod secrets;
+mod sessions;
 mod suppress;
 mod swaps;
 mod tx;
@@ -59,7 +60,8 @@ pub use jobs::{HandedNotification, JobReport, JobStats};
 pub use notes::{NewAttachment, NewNote};
 pub use phone_replies::{PhoneReply, PhoneReplyOutcome, PhoneUser};
 pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
-pub use secrets::{AuthPrincipal, NewSecret};
+pub use secrets::{hash_secret, random_token, AuthPrincipal, NewSecret};
+pub use sessions::{WebSession, SESSION_IDLE, SESSION_LIFETIME};
 pub use suppress::{NewSilence, NewWindow};
 pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
 pub use verification::{
@@ -279,6 +281,7 @@ impl Store {
             "shift_swap_requests",
             "signing_keys",
             "used_action_tokens",
+            "web_sessions",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -52,6 +52,10 @@ const SQLITE: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/sqlite/0016_contact_verification.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/sqlite/0017_web_sessions.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -108,6 +112,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         16,
         include_str!("../migrations/postgres/0016_contact_verification.sql"),
+    ),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_web_sessions.sql"),
     ),
 ];
 

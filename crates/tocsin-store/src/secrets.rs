@@ -43,6 +43,11 @@ pub struct AuthPrincipal {
 const TOKEN_PREFIX: &str = "tcs_";
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
+/// A random alphanumeric secret of `len` characters.
+pub fn random_token(len: usize) -> String {
+    random(len)
+}
+
 pub(crate) fn random(len: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)

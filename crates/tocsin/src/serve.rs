@@ -228,11 +228,25 @@ async fn bootstrap(store: &Store, config: &Config, clock: &dyn Clock) -> anyhow:
         time_zone: "UTC".into(),
         password_hash: None,
     };
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    // The first sign-in password is random, shown once like the token; change it
+    // on the profile page.
+    let password = tocsin_store::random_token(20);
+    let admin = NewUser {
+        password_hash: Some(
+            tocsin_server::password::hash("password", &password)
+                .map_err(|e| anyhow::anyhow!("password: {}", e.message))?,
+        ),
+        ..admin
+    };
     if let Some((user, token)) = store.bootstrap(&admin, clock.now()).await? {
         eprintln!(
             "\nCreated the first admin user ({}) and an API token for it.\n\
-             The token is shown only this once; keep it somewhere safe:\n\n    TOCSIN_TOKEN={}\n",
-            user.email, token.secret
+             They are shown only this once; keep them somewhere safe:\n\n    TOCSIN_TOKEN={}\n\n\
+             Sign in to the web UI as {} with the password\n\n    {}\n",
+            user.email, token.secret, user.email, password
         );
     }
     Ok(())

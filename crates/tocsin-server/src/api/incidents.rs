@@ -40,37 +40,37 @@ pub(crate) fn incident_id(s: &str) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Statuses, e.g. `triggered,acknowledged`.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Severities, e.g. `SEV1,SEV2`.
-    severity: Option<String>,
+    pub(crate) severity: Option<String>,
     /// Priorities, e.g. `P1,P2`.
-    priority: Option<String>,
+    pub(crate) priority: Option<String>,
     /// Types.
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    incident_type: Option<String>,
+    pub(crate) incident_type: Option<String>,
     /// Affected service id.
-    service_id: Option<String>,
+    pub(crate) service_id: Option<String>,
     /// Assignee user id.
-    assignee_id: Option<String>,
+    pub(crate) assignee_id: Option<String>,
     /// A label the incident carries.
-    label: Option<String>,
+    pub(crate) label: Option<String>,
     /// Declared at or after (RFC 3339).
-    created_from: Option<String>,
+    pub(crate) created_from: Option<String>,
     /// Declared before (RFC 3339).
-    created_to: Option<String>,
+    pub(crate) created_to: Option<String>,
     /// Full-text search over title, description, root cause, resolution and notes.
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// `newest` (default), `oldest`, `updated`, `priority` or `severity`.
-    sort: Option<String>,
+    pub(crate) sort: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 impl ListQuery {
-    fn into_filter(self, state: &AppState) -> Result<IncidentFilter, ApiError> {
+    pub(crate) fn into_filter(self, state: &AppState) -> Result<IncidentFilter, ApiError> {
         let settings = &state.settings;
         let statuses = list_of("status", self.status.as_deref(), |s| {
             Status::parse(s).ok_or("a status")

@@ -13,7 +13,7 @@ pub(crate) mod incidents;
 mod integrations;
 mod paging;
 mod records;
-mod schedules;
+pub(crate) mod schedules;
 pub(crate) mod snippets;
 mod suppression;
 mod swaps;

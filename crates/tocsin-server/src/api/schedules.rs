@@ -156,7 +156,7 @@ fn range(state: &AppState, q: &RangeQuery) -> Result<(Timestamp, Timestamp), Api
     Ok((from, to))
 }
 
-pub(super) async fn user_names(state: &AppState) -> ApiResult<HashMap<i64, String>> {
+pub(crate) async fn user_names(state: &AppState) -> ApiResult<HashMap<i64, String>> {
     Ok(state
         .store
         .users()
@@ -189,7 +189,7 @@ fn parsed(s: &StoredSchedule) -> ApiResult<Schedule> {
 }
 
 /// The final shifts of a schedule over `[from, to)`.
-pub(super) async fn shifts_of(
+pub(crate) async fn shifts_of(
     state: &AppState,
     s: &StoredSchedule,
     from: Timestamp,

@@ -32,3 +32,5 @@ mod swaps;
 mod twilio_replies;
 mod users_deactivate;
 mod verification;
+mod web;
+mod web_support;

@@ -72,7 +72,7 @@ pub fn test_settings() -> IncidentSettings {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,213 @@
+//! Signing in and out. The sign-in form is protected from cross-site posts by a
+//! double-submit token (a random cookie the form repeats), since there is no
+//! session yet; signing out is a form like any other.
+
+use std::sync::OnceLock;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::common::{page, see_other, WebResult};
+use super::session::{cookie, same_secret, CsrfPairs, COOKIE_NAME};
+use crate::password;
+use crate::state::AppState;
+
+const LOGIN_COOKIE: &str = "tocsin_login";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(show).post(sign_in))
+        .route("/logout", post(sign_out))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+    css_v: &'static str,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only a path on this site: never `//host` or `https://…`, so a crafted link
+/// cannot send someone elsewhere after they sign in.
+fn local(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// Should cookies be `Secure`: the instance's public URL is https, or a proxy
+/// says the request came over TLS.
+fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+    state
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: i64, secure: bool) {
+    let c = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    next: String,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let csrf = tocsin_store::random_token(32);
+    let mut resp = page(&LoginPage {
+        csrf: csrf.clone(),
+        next,
+        email,
+        error,
+        css_v: super::assets::css_version(),
+    });
+    *resp.status_mut() = status;
+    set_cookie(&mut resp, LOGIN_COOKIE, &csrf, 3600, secure(state, headers));
+    resp
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    login_page(
+        &state,
+        &headers,
+        local(q.next.as_deref()),
+        String::new(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// A hash to check against when the email is unknown, so a wrong email takes
+/// as long as a wrong password and does not tell who has an account.
+fn decoy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| {
+        password::hash("password", "decoy password, never matches").unwrap_or_default()
+    })
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(c): Form<Credentials>,
+) -> WebResult {
+    let next = local(c.next.as_deref());
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same_secret(&c.csrf, expected) {
+        return Ok(login_page(
+            &state,
+            &headers,
+            next,
+            c.email,
+            Some("The sign-in form had expired. Please try again.".into()),
+            StatusCode::FORBIDDEN,
+        ));
+    }
+    let found = state.store.user_by_email(c.email.trim()).await?;
+    let (user, hash) = match found {
+        Some((u, Some(h))) if u.active => (Some(u), h),
+        _ => (None, decoy_hash().to_string()),
+    };
+    let pw = c.password.clone();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!(email = %c.email.trim(), "sign-in refused");
+        return Ok(login_page(
+            &state,
+            &headers,
+            next,
+            c.email,
+            Some("Wrong email or password.".into()),
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    let secret = state.store.create_session(user.id, state.now()).await?;
+    let mut resp = see_other(&next);
+    let sec = secure(&state, &headers);
+    set_cookie(
+        &mut resp,
+        COOKIE_NAME,
+        &secret,
+        tocsin_store::SESSION_LIFETIME.num_seconds(),
+        sec,
+    );
+    set_cookie(&mut resp, LOGIN_COOKIE, "", 0, sec);
+    Ok(resp)
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    _form: CsrfPairs,
+) -> WebResult {
+    if let Some(secret) = cookie(&headers, COOKIE_NAME) {
+        state.store.end_session(secret).await?;
+    }
+    let mut resp = see_other("/login");
+    set_cookie(&mut resp, COOKIE_NAME, "", 0, secure(&state, &headers));
+    Ok(resp.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(super::local(Some("/incidents/4?x=1")), "/incidents/4?x=1");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(super::local(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(super::local(None), "/");
+    }
+}

@@ -1,0 +1,9 @@
+//! Pages to come; see web/mod.rs.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+}
