@@ -2,7 +2,8 @@
 //! double-submit token (a random cookie the form repeats), since there is no
 //! session yet; signing out is a form like any other.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use tocsin_core::time::Timestamp;
 
 use super::common::{page, see_other, WebResult};
 use super::session::{cookie, same_secret, CsrfPairs, COOKIE_NAME};
@@ -19,6 +21,39 @@ use crate::password;
 use crate::state::AppState;
 
 const LOGIN_COOKIE: &str = "tocsin_login";
+/// Wrong passwords allowed per email address in `FAILURE_WINDOW` before
+/// sign-in for that address pauses until the window has passed.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Recent failed sign-ins by email (this node's memory: a guesser spread over
+/// several nodes gets a few more tries, never unlimited ones).
+fn failures() -> &'static Mutex<HashMap<String, (u32, Timestamp)>> {
+    static F: OnceLock<Mutex<HashMap<String, (u32, Timestamp)>>> = OnceLock::new();
+    F.get_or_init(Default::default)
+}
+
+/// Is this address paused? Forgets failures older than the window.
+fn paused(email: &str, now: Timestamp) -> bool {
+    let mut f = failures().lock().unwrap_or_else(|e| e.into_inner());
+    f.retain(|_, (_, first)| now - *first < FAILURE_WINDOW);
+    f.get(email).is_some_and(|(n, _)| *n >= MAX_FAILURES)
+}
+
+fn record_failure(email: &str, now: Timestamp) {
+    let mut f = failures().lock().unwrap_or_else(|e| e.into_inner());
+    if f.len() > 100_000 {
+        f.clear();
+    }
+    f.entry(email.to_string()).or_insert((0, now)).0 += 1;
+}
+
+fn clear_failures(email: &str) {
+    failures()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(email);
+}
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -147,6 +182,18 @@ async fn sign_in(
             StatusCode::FORBIDDEN,
         ));
     }
+    let key = c.email.trim().to_lowercase();
+    if paused(&key, state.now()) {
+        tracing::warn!(email = %key, "sign-in paused after repeated wrong passwords");
+        return Ok(login_page(
+            &state,
+            &headers,
+            next,
+            c.email,
+            Some("Too many wrong passwords for this email. Try again in 15 minutes.".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
     let found = state.store.user_by_email(c.email.trim()).await?;
     let (user, hash) = match found {
         Some((u, Some(h))) if u.active => (Some(u), h),
@@ -157,7 +204,8 @@ async fn sign_in(
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(email = %c.email.trim(), "sign-in refused");
+        tracing::info!(email = %key, "sign-in refused");
+        record_failure(&key, state.now());
         return Ok(login_page(
             &state,
             &headers,
@@ -167,6 +215,7 @@ async fn sign_in(
             StatusCode::UNAUTHORIZED,
         ));
     };
+    clear_failures(&key);
     let secret = state.store.create_session(user.id, state.now()).await?;
     let mut resp = see_other(&next);
     let sec = secure(&state, &headers);

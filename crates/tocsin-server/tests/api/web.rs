@@ -319,7 +319,29 @@ async fn alert_text_is_shown_as_text(app: TestApp) {
     }
 }
 
+async fn repeated_wrong_passwords_pause_sign_in(app: TestApp) {
+    let (_, email) = web_user(&app, "responder").await;
+    for _ in 0..10 {
+        let r = sign_in(&app, &email, "guess guess guess")
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password waits now, and says why.
+    let r = sign_in(&app, &email.to_uppercase(), PASSWORD)
+        .await
+        .err()
+        .expect("paused");
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.html.contains("Too many wrong passwords"));
+    // After the window, it works again (the server's clock is the test's).
+    app.clock.advance(chrono::Duration::minutes(16));
+    assert!(sign_in(&app, &email, PASSWORD).await.is_ok());
+}
+
 crate::both_backends!(
+    repeated_wrong_passwords_pause_sign_in,
     signing_in_and_out,
     sign_in_form_refuses_cross_site_posts,
     every_page_carries_the_security_headers,
