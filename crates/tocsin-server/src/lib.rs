@@ -52,8 +52,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_string())
+/// No such route: JSON for API clients, the UI's error page for a browser.
+async fn no_route(uri: Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let err = ApiError::NoRoute(uri.path().to_string());
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser && !uri.path().starts_with("/api/") {
+        web::error_page(err)
+    } else {
+        err.into_response()
+    }
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -31,6 +31,22 @@ pub(crate) use common::{Chrome, WebError, WebResult};
 pub use live::Live;
 pub(crate) use session::{AsAdmin, AsResponder, AsViewer, CsrfForm};
 
+/// `err` as the UI's error page, with the UI's security headers.
+pub(crate) fn error_page(err: crate::ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = WebError::Api(err).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
 /// Every page and asset of the UI.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

@@ -151,6 +151,27 @@ async fn every_page_carries_the_security_headers(app: TestApp) {
         .to_str()
         .unwrap()
         .contains("immutable"));
+    // A browser asking for a page that does not exist gets a page; API clients get JSON.
+    let missing = web
+        .http
+        .get(format!("{}/no/such/page", web.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert!(missing
+        .text()
+        .await
+        .unwrap()
+        .contains("data-code=\"no_route\""));
+    let api = app.get("/api/v1/no-such-thing").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.code(), "no_route");
     let js = web.get("/assets/app.js").await;
     assert!(js.html.contains("EventSource"));
 }
