@@ -1,0 +1,4 @@
+//! placeholder
+use axum::Router;
+use crate::state::AppState;
+pub(super) fn routes() -> Router<AppState> { Router::new() }
