@@ -240,7 +240,13 @@ async fn create_user(
     c: AsAdmin,
     ApiJson(r): ApiJson<UserRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let new = new_user(&r.name, &r.email, r.role, r.time_zone.as_deref(), r.password.as_deref())?;
+    let new = new_user(
+        &r.name,
+        &r.email,
+        r.role,
+        r.time_zone.as_deref(),
+        r.password.as_deref(),
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -265,7 +271,9 @@ pub(crate) fn new_user(
         email: EmailAddress::parse("email", email)?,
         role,
         time_zone: time_zone(tz.unwrap_or("UTC"))?,
-        password_hash: password.map(|p| password::hash("password", p)).transpose()?,
+        password_hash: password
+            .map(|p| password::hash("password", p))
+            .transpose()?,
     })
 }
 

@@ -218,7 +218,15 @@ struct PeoplePage {
 }
 
 async fn list(State(state): State<AppState>, who: AsViewer) -> WebResult {
-    people_page(&state, &who.0, None, "", NewUserForm::default(), NewTeamForm::default()).await
+    people_page(
+        &state,
+        &who.0,
+        None,
+        "",
+        NewUserForm::default(),
+        NewTeamForm::default(),
+    )
+    .await
 }
 
 async fn people_page(
@@ -231,9 +239,7 @@ async fn people_page(
 ) -> WebResult {
     let chrome = Chrome::new(s, "people", "People");
     let mut all = state.store.users().await?;
-    all.sort_by(|a, b| {
-        (!a.active, a.name.to_lowercase()).cmp(&(!b.active, b.name.to_lowercase()))
-    });
+    all.sort_by(|a, b| (!a.active, a.name.to_lowercase()).cmp(&(!b.active, b.name.to_lowercase())));
     let by_id: HashMap<i64, &User> = all.iter().map(|u| (u.id, u)).collect();
     let mut teams: Vec<TeamRow> = state
         .store
@@ -298,7 +304,10 @@ async fn create_user(
         Ok(u) => Ok(see_other(format!("/people/users/{}", u.id))),
         Err(e) => {
             let err = refusal(e)?;
-            let f = NewUserForm { password: None, ..f };
+            let f = NewUserForm {
+                password: None,
+                ..f
+            };
             people_page(&state, &who.0, Some(err), "user", f, NewTeamForm::default()).await
         }
     }
@@ -487,7 +496,13 @@ struct MemberForm {
     user_id: Option<String>,
 }
 
-async fn set_member(state: &AppState, who: &AsAdmin, id: &str, f: MemberForm, add: bool) -> WebResult {
+async fn set_member(
+    state: &AppState,
+    who: &AsAdmin,
+    id: &str,
+    f: MemberForm,
+    add: bool,
+) -> WebResult {
     let id = path_id("id", id)?;
     state.store.team(id).await?;
     let done = match path_id("user_id", f.user_id.as_deref().unwrap_or("")) {

@@ -49,8 +49,12 @@ pub(super) fn routes() -> Router<AppState> {
 fn notice(done: &str) -> Option<&'static str> {
     Some(match done {
         "account" => "Your profile is saved.",
-        "password" => "Your password is changed; every other browser signed in as you was signed out.",
-        "method-added" => "Contact method added. Send it a verification code: it is never used until verified.",
+        "password" => {
+            "Your password is changed; every other browser signed in as you was signed out."
+        }
+        "method-added" => {
+            "Contact method added. Send it a verification code: it is never used until verified."
+        }
         "code-sent" => "A verification code is on its way; it works for 15 minutes.",
         "verified" => "Contact method verified.",
         "test-sent" => "A test notification is on its way.",
@@ -280,11 +284,9 @@ async fn change_password(
         }
         let new = f.new_password.unwrap_or_default();
         if f.new_password_again.as_deref() != Some(new.as_str()) {
-            return Err(Invalid::new(
-                "new_password_again",
-                "does not match the new password",
-            )
-            .into());
+            return Err(
+                Invalid::new("new_password_again", "does not match the new password").into(),
+            );
         }
         let changes = UserPatch {
             password: Some(new),
@@ -339,7 +341,14 @@ async fn add_method(
         let label = contact_label("label", kind, f.label.as_deref())?;
         state
             .store
-            .create_contact_method(who.user_id(), &address, &label, false, &who.actor(), state.now())
+            .create_contact_method(
+                who.user_id(),
+                &address,
+                &label,
+                false,
+                &who.actor(),
+                state.now(),
+            )
             .await?;
         Ok(())
     }
@@ -438,21 +447,30 @@ fn rules_of(pairs: &[(String, String)]) -> Result<Vec<NotificationRule>, Invalid
         }
         let i = rules.len();
         let contact_method_id = m.trim().parse::<i64>().map_err(|_| {
-            Invalid::new(format!("rules[{i}].contact_method_id"), "choose one of your contact methods")
+            Invalid::new(
+                format!("rules[{i}].contact_method_id"),
+                "choose one of your contact methods",
+            )
         })?;
         let delay = delays.get(row).map(|d| d.trim()).unwrap_or("");
         let delay_minutes = if delay.is_empty() {
             0
         } else {
             delay.parse::<u32>().map_err(|_| {
-                Invalid::new(format!("rules[{i}].delay_minutes"), "must be a whole number of minutes")
+                Invalid::new(
+                    format!("rules[{i}].delay_minutes"),
+                    "must be a whole number of minutes",
+                )
             })?
         };
         let urgency = match urgencies.get(row).copied() {
             Some("low") => Urgency::Low,
             Some("high") | None => Urgency::High,
             Some(_) => {
-                return Err(Invalid::new(format!("rules[{i}].urgency"), "must be high or low"))
+                return Err(Invalid::new(
+                    format!("rules[{i}].urgency"),
+                    "must be high or low",
+                ))
             }
         };
         rules.push(NotificationRule {
@@ -481,7 +499,13 @@ async fn save_rules(
             .transpose()?;
         state
             .store
-            .set_notification_setup(who.user_id(), &rules, hours.as_ref(), &who.actor(), state.now())
+            .set_notification_setup(
+                who.user_id(),
+                &rules,
+                hours.as_ref(),
+                &who.actor(),
+                state.now(),
+            )
             .await?;
         Ok(())
     }
@@ -507,7 +531,10 @@ async fn save_handoff(
             .as_deref()
             .map(|m| {
                 m.trim().parse::<i64>().map_err(|_| {
-                    Invalid::new("reminder_minutes", "must be a whole number of minutes, or empty")
+                    Invalid::new(
+                        "reminder_minutes",
+                        "must be a whole number of minutes, or empty",
+                    )
                 })
             })
             .transpose()?;
