@@ -176,7 +176,7 @@ fn team_row(chrome: &Chrome, t: &Team, users: &HashMap<i64, &User>) -> TeamRow {
             },
         })
         .collect();
-    members.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    members.sort_by_key(|m| m.name.to_lowercase());
     TeamRow {
         id: t.id,
         name: t.name.clone(),
@@ -239,7 +239,7 @@ async fn people_page(
 ) -> WebResult {
     let chrome = Chrome::new(s, "people", "People");
     let mut all = state.store.users().await?;
-    all.sort_by(|a, b| (!a.active, a.name.to_lowercase()).cmp(&(!b.active, b.name.to_lowercase())));
+    all.sort_by_key(|u| (!u.active, u.name.to_lowercase()));
     let by_id: HashMap<i64, &User> = all.iter().map(|u| (u.id, u)).collect();
     let mut teams: Vec<TeamRow> = state
         .store
@@ -248,7 +248,7 @@ async fn people_page(
         .iter()
         .map(|t| team_row(&chrome, t, &by_id))
         .collect();
-    teams.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    teams.sort_by_key(|t| t.name.to_lowercase());
     let users = all.iter().map(|u| user_row(&chrome, u)).collect();
     let body = PeoplePage {
         users,
@@ -381,7 +381,7 @@ async fn show_user(
         .filter(|t| t.member_ids.contains(&id))
         .map(|t| (t.id, t.name))
         .collect();
-    teams.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+    teams.sort_by_key(|t| t.1.to_lowercase());
     let body = UserPage {
         user: user_row(&chrome, &u),
         is_me: id == s.principal.user.id,
@@ -481,7 +481,7 @@ async fn show_team(
         .filter(|u| u.active && !t.member_ids.contains(&u.id))
         .map(|u| (u.id, u.name.clone()))
         .collect();
-    others.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+    others.sort_by_key(|o| o.1.to_lowercase());
     let body = TeamPage {
         team: team_row(&chrome, &t, &by_id),
         others,
