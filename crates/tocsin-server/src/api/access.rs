@@ -161,12 +161,14 @@ async fn update_me(
         ..Default::default()
     }
     .into_changes()?;
-    Ok(Json(
-        state
-            .store
-            .update_user(c.user_id(), &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    let user = state
+        .store
+        .update_user(c.user_id(), &changes, &c.actor(), state.now())
+        .await?;
+    if super::directory::ends_sessions(&changes) {
+        state.store.end_user_sessions(c.user_id()).await?;
+    }
+    Ok(Json(user))
 }
 
 /// One row of the lifecycle table.

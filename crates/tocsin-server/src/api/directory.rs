@@ -30,7 +30,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 pub(crate) const MAX_NAME: usize = 200;
-const MAX_DESCRIPTION: usize = 10_000;
+pub(crate) const MAX_DESCRIPTION: usize = 10_000;
 
 /// A new service.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -240,16 +240,13 @@ async fn create_user(
     c: AsAdmin,
     ApiJson(r): ApiJson<UserRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let new = NewUser {
-        name: required_text("name", &r.name, MAX_NAME)?,
-        email: EmailAddress::parse("email", &r.email)?,
-        role: r.role,
-        time_zone: time_zone(r.time_zone.as_deref().unwrap_or("UTC"))?,
-        password_hash: r
-            .password
-            .map(|p| password::hash("password", &p))
-            .transpose()?,
-    };
+    let new = new_user(
+        &r.name,
+        &r.email,
+        r.role,
+        r.time_zone.as_deref(),
+        r.password.as_deref(),
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -259,6 +256,25 @@ async fn create_user(
                 .await?,
         ),
     ))
+}
+
+/// A new user from what was sent, each field checked (the API and the people page).
+pub(crate) fn new_user(
+    name: &str,
+    email: &str,
+    role: Role,
+    tz: Option<&str>,
+    password: Option<&str>,
+) -> Result<NewUser, tocsin_core::Invalid> {
+    Ok(NewUser {
+        name: required_text("name", name, MAX_NAME)?,
+        email: EmailAddress::parse("email", email)?,
+        role,
+        time_zone: time_zone(tz.unwrap_or("UTC"))?,
+        password_hash: password
+            .map(|p| password::hash("password", p))
+            .transpose()?,
+    })
 }
 
 /// Read a user.
@@ -287,12 +303,20 @@ async fn update_user(
 ) -> ApiResult<Json<User>> {
     let id = path_id("id", &id)?;
     let changes = p.into_changes()?;
-    Ok(Json(
-        state
-            .store
-            .update_user(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    let user = state
+        .store
+        .update_user(id, &changes, &c.actor(), state.now())
+        .await?;
+    if ends_sessions(&changes) {
+        state.store.end_user_sessions(id).await?;
+    }
+    Ok(Json(user))
+}
+
+/// Does this change sign the user out of the web UI everywhere: deactivated,
+/// or a new password (whoever knew the old one keeps no session).
+pub(crate) fn ends_sessions(changes: &UserChanges) -> bool {
+    changes.active == Some(false) || changes.password_hash.is_some()
 }
 
 /// A new team.

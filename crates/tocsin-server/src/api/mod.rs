@@ -5,7 +5,7 @@ mod alert_rules;
 mod alerts;
 mod calendar;
 mod contact_methods;
-mod directory;
+pub(crate) mod directory;
 mod escalation_policies;
 mod handoffs;
 mod heartbeats;

@@ -87,7 +87,7 @@ fn local(next: Option<&str>) -> String {
 
 /// Should cookies be `Secure`: the instance's public URL is https, or a proxy
 /// says the request came over TLS.
-fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     state
         .public_url
         .as_deref()
@@ -98,7 +98,7 @@ fn secure(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: i64, secure: bool) {
+pub(super) fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: i64, secure: bool) {
     let c = format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
