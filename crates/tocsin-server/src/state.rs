@@ -55,6 +55,8 @@ pub struct AppState {
     pub twilio: Option<Arc<crate::twilio::TwilioInbound>>,
     /// Live updates for the web UI's open pages.
     pub live: Arc<crate::web::Live>,
+    /// Recent wrong passwords at the sign-in form.
+    pub login_failures: Arc<crate::web::LoginFailures>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             heartbeat_wake: Arc::default(),
             twilio: None,
             live: Arc::default(),
+            login_failures: Arc::default(),
         }
     }
 

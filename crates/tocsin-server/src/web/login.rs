@@ -26,33 +26,34 @@ const LOGIN_COOKIE: &str = "tocsin_login";
 const MAX_FAILURES: u32 = 10;
 const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Recent failed sign-ins by email (this node's memory: a guesser spread over
-/// several nodes gets a few more tries, never unlimited ones).
-fn failures() -> &'static Mutex<HashMap<String, (u32, Timestamp)>> {
-    static F: OnceLock<Mutex<HashMap<String, (u32, Timestamp)>>> = OnceLock::new();
-    F.get_or_init(Default::default)
-}
+/// Recent failed sign-ins by email, with when the first of them was (this
+/// node's memory: a guesser spread over several nodes gets a few more tries,
+/// never unlimited ones).
+#[derive(Default)]
+pub struct LoginFailures(Mutex<HashMap<String, (u32, Timestamp)>>);
 
-/// Is this address paused? Forgets failures older than the window.
-fn paused(email: &str, now: Timestamp) -> bool {
-    let mut f = failures().lock().unwrap_or_else(|e| e.into_inner());
-    f.retain(|_, (_, first)| now - *first < FAILURE_WINDOW);
-    f.get(email).is_some_and(|(n, _)| *n >= MAX_FAILURES)
-}
-
-fn record_failure(email: &str, now: Timestamp) {
-    let mut f = failures().lock().unwrap_or_else(|e| e.into_inner());
-    if f.len() > 100_000 {
-        f.clear();
+impl LoginFailures {
+    /// Is this address paused? Forgets failures older than the window.
+    fn paused(&self, email: &str, now: Timestamp) -> bool {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f.retain(|_, (_, first)| now - *first < FAILURE_WINDOW);
+        f.get(email).is_some_and(|(n, _)| *n >= MAX_FAILURES)
     }
-    f.entry(email.to_string()).or_insert((0, now)).0 += 1;
-}
 
-fn clear_failures(email: &str) {
-    failures()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(email);
+    fn record(&self, email: &str, now: Timestamp) {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() > 100_000 {
+            f.clear();
+        }
+        f.entry(email.to_string()).or_insert((0, now)).0 += 1;
+    }
+
+    fn clear(&self, email: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(email);
+    }
 }
 
 pub(super) fn routes() -> Router<AppState> {
@@ -183,7 +184,7 @@ async fn sign_in(
         ));
     }
     let key = c.email.trim().to_lowercase();
-    if paused(&key, state.now()) {
+    if state.login_failures.paused(&key, state.now()) {
         tracing::warn!(email = %key, "sign-in paused after repeated wrong passwords");
         return Ok(login_page(
             &state,
@@ -205,7 +206,7 @@ async fn sign_in(
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(email = %key, "sign-in refused");
-        record_failure(&key, state.now());
+        state.login_failures.record(&key, state.now());
         return Ok(login_page(
             &state,
             &headers,
@@ -215,7 +216,7 @@ async fn sign_in(
             StatusCode::UNAUTHORIZED,
         ));
     };
-    clear_failures(&key);
+    state.login_failures.clear(&key);
     let secret = state.store.create_session(user.id, state.now()).await?;
     let mut resp = see_other(&next);
     let sec = secure(&state, &headers);

@@ -29,6 +29,7 @@ use crate::state::AppState;
 
 pub(crate) use common::{Chrome, WebError, WebResult};
 pub use live::Live;
+pub use login::LoginFailures;
 pub(crate) use session::{AsAdmin, AsResponder, AsViewer, CsrfForm};
 
 /// `err` as the UI's error page, with the UI's security headers.
