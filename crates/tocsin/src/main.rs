@@ -1,6 +1,7 @@
 //! `tocsin`: the server and its command-line client in one binary.
 
 mod bench;
+mod bench_pages;
 mod bench_paging;
 mod client;
 mod config;
@@ -29,6 +30,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Paging latency: from an alert accepted to its first notification handed to delivery (in-process server).
     BenchPaging(bench_paging::PagingArgs),
+    /// Web UI page latency: seeds a database with 10,000 incidents and times each page's HTML (in-process server).
+    BenchPages(bench_pages::PagesArgs),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -43,6 +46,7 @@ async fn main() {
         Command::Client(c) => client::run(c).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchPaging(args) => bench_paging::run(args).await,
+        Command::BenchPages(args) => bench_pages::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
