@@ -7,6 +7,7 @@ mod support;
 
 mod action_links;
 mod bad_input;
+mod browser;
 mod calendar;
 mod concurrency;
 mod contact_methods;
@@ -34,3 +35,4 @@ mod users_deactivate;
 mod verification;
 mod web;
 mod web_support;
+mod webdriver;
