@@ -401,6 +401,9 @@ fn screenshot_dir() -> std::path::PathBuf {
 
 /// Services, a schedule, alerts and incidents in several states, as a team has.
 async fn seed(app: &TestApp) {
+    // The page's ticking ages are counted from the browser's (real) clock.
+    app.clock
+        .set(chrono::Utc::now() - chrono::Duration::minutes(185));
     let mut people = vec![];
     for name in ["Grace", "Linus", "Margaret"] {
         people.push(crate::support::user(app, name).await);
@@ -454,8 +457,10 @@ async fn seed(app: &TestApp) {
                 "description": "Customers report it since 09:40." }),
             )
             .await;
+        app.clock.advance(chrono::Duration::minutes(7));
         let r = app.move_to(inc["id"].as_i64().unwrap(), status).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        app.clock.advance(chrono::Duration::minutes(40));
     }
 }
 
