@@ -7,6 +7,7 @@ mod support;
 
 mod action_links;
 mod bad_input;
+mod browser;
 mod calendar;
 mod concurrency;
 mod contact_methods;
@@ -35,3 +36,4 @@ mod verification;
 mod web;
 mod web_people;
 mod web_support;
+mod webdriver;
