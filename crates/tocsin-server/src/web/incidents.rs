@@ -293,12 +293,14 @@ async fn declare(
             .await
         }
     };
+    // Paging needs a service whose on-call to page; without one the box means nothing.
+    let page = f.page.is_some() && !service_ids.is_empty();
     let req = NewIncident {
         title: f.title.clone().unwrap_or_default(),
         description: f.description.clone().unwrap_or_default(),
         severity: f.severity.clone(),
         service_ids,
-        page: f.page.is_some(),
+        page,
         impact: None::<Level>,
         ..Default::default()
     };
