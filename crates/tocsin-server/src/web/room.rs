@@ -296,10 +296,7 @@ async fn edit_fields(
         }
     }
     p.root_cause = nullable(field(&pairs, "root_cause"), &cur.root_cause);
-    p.resolution_summary = nullable(
-        field(&pairs, "resolution_summary"),
-        &cur.resolution_summary,
-    );
+    p.resolution_summary = nullable(field(&pairs, "resolution_summary"), &cur.resolution_summary);
     if field(&pairs, "services_shown").is_some() {
         let mut ids = Vec::new();
         for v in fields(&pairs, "service_ids") {

@@ -96,7 +96,10 @@ fn text(v: &Value) -> String {
 
 fn user(v: &Value, users: &HashMap<i64, String>) -> String {
     match v.as_i64() {
-        Some(id) => users.get(&id).cloned().unwrap_or_else(|| format!("user {id}")),
+        Some(id) => users
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}")),
         None => "nobody".into(),
     }
 }
@@ -195,7 +198,11 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
             } else {
                 ""
             };
-            format!("changed the status from {} to {}{reopened}", s("from"), s("to"))
+            format!(
+                "changed the status from {} to {}{reopened}",
+                s("from"),
+                s("to")
+            )
         }
         "incident.closure_requested" => format!(
             "requested closure; waiting for {} (the reporter) to confirm",

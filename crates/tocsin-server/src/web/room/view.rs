@@ -283,7 +283,10 @@ pub(crate) async fn room(
 
     let events = state.store.timeline(id).await?;
     let notes = state.store.notes(id).await?;
-    let alerts = state.store.alerts(None, None, Some(id), None, None, 100).await?;
+    let alerts = state
+        .store
+        .alerts(None, None, Some(id), None, None, 100)
+        .await?;
     let attachments = state
         .store
         .attachments(id)
@@ -351,8 +354,7 @@ pub(crate) async fn room(
         assignees: user_opts(&inc.assignee_id.into_iter().collect::<Vec<_>>()),
         all_services: opts(
             services.iter().map(|s| (s.id.to_string(), s.name.clone())),
-            &inc
-                .service_ids
+            &inc.service_ids
                 .iter()
                 .map(|i| i.to_string())
                 .collect::<Vec<_>>(),
