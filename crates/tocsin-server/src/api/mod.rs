@@ -12,7 +12,7 @@ mod heartbeats;
 pub(crate) mod incidents;
 mod integrations;
 mod paging;
-mod records;
+pub(crate) mod records;
 pub(crate) mod schedules;
 pub(crate) mod snippets;
 mod suppression;

@@ -189,6 +189,13 @@ async fn download_attachment(
         .store
         .attachment_content(incident_id(&id)?, attachment_id)
         .await?;
+    Ok(download(meta, content))
+}
+
+/// An attachment as a download: its type, never sniffed, never rendered inline,
+/// under a file name reduced to safe characters, with its SHA-256 as the ETag.
+/// The UI's download route answers the same way.
+pub(crate) fn download(meta: Attachment, content: Vec<u8>) -> Response {
     let mut resp = content.into_response();
     let h = resp.headers_mut();
     let ct = HeaderValue::from_str(&meta.content_type)
@@ -212,7 +219,7 @@ async fn download_attachment(
     if let Ok(v) = HeaderValue::from_str(&format!("\"sha256-{}\"", meta.sha256)) {
         h.insert(ETAG, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Mark an attachment as a decision, an approval, or plain evidence again.

@@ -35,5 +35,6 @@ mod users_deactivate;
 mod verification;
 mod web;
 mod web_people;
+mod web_room;
 mod web_support;
 mod webdriver;

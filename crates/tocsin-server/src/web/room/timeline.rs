@@ -1,0 +1,319 @@
+//! The incident room's timeline: one human sentence per event of the log, and
+//! the note it added (rendered Markdown, with its current mark) where it has one.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tocsin_core::incident::RecordKind;
+use tocsin_core::model::{Event, Note};
+
+use crate::web::markdown;
+use crate::web::Chrome;
+
+/// One entry of the timeline, formatted for the page.
+pub(crate) struct Item {
+    pub id: i64,
+    pub when: String,
+    pub at: String,
+    pub actor: String,
+    pub sentence: String,
+    /// A link the sentence refers to (an alert), with its text.
+    pub link: Option<(String, String)>,
+    /// The note this event added, if any.
+    pub note: Option<NoteItem>,
+    /// `note`, `marked` or empty: the dot's colour.
+    pub class: &'static str,
+}
+
+/// A note on the timeline.
+pub(crate) struct NoteItem {
+    pub id: i64,
+    /// `note`, `decision` or `approval`, as it is marked now.
+    pub kind: &'static str,
+    /// Safe HTML of the Markdown body.
+    pub html: String,
+    /// Who approved, for approvals.
+    pub approved_by: String,
+}
+
+/// The timeline of `events`, oldest first, with `notes` by id and user names.
+pub(crate) fn items(
+    chrome: &Chrome,
+    events: &[Event],
+    notes: &[Note],
+    users: &HashMap<i64, String>,
+) -> Vec<Item> {
+    let notes: HashMap<i64, &Note> = notes.iter().map(|n| (n.id, n)).collect();
+    events
+        .iter()
+        .map(|e| {
+            let mut item = Item {
+                id: e.id,
+                when: chrome.time(&e.at),
+                at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                actor: e.actor.clone(),
+                sentence: sentence(e, users),
+                link: None,
+                note: None,
+                class: "",
+            };
+            if e.kind.starts_with("alert.") {
+                let summary = text(&e.data["summary"]);
+                item.link = Some((format!("/alerts/{}", e.entity_id), summary));
+            }
+            if e.kind == "incident.note_added" {
+                if let Some(n) = e.data["note_id"].as_i64().and_then(|id| notes.get(&id)) {
+                    item.class = if n.kind == RecordKind::Note {
+                        "note"
+                    } else {
+                        "marked"
+                    };
+                    item.note = Some(NoteItem {
+                        id: n.id,
+                        kind: n.kind.as_str(),
+                        html: markdown::render(&n.body),
+                        approved_by: n
+                            .approved_by
+                            .and_then(|u| users.get(&u).cloned())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            item
+        })
+        .collect()
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "none".into(),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn user(v: &Value, users: &HashMap<i64, String>) -> String {
+    match v.as_i64() {
+        Some(id) => users
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}")),
+        None => "nobody".into(),
+    }
+}
+
+/// Shortens long values so one sentence stays one line or two.
+fn short(s: String) -> String {
+    const MAX: usize = 120;
+    if s.chars().count() <= MAX {
+        s
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// One field change, in words.
+fn change(c: &Value, users: &HashMap<i64, String>) -> Option<String> {
+    let field = c["field"].as_str()?;
+    let (old, new) = (&c["old"], &c["new"]);
+    Some(match field {
+        // Timestamps follow the status; the status sentence says it already.
+        f if f.ends_with("_at") => return None,
+        "status" => return None,
+        "description" => "edited the description".into(),
+        "assignee_id" | "approved_by" => {
+            format!("{field}: {} → {}", user(old, users), user(new, users))
+        }
+        "roles" => {
+            let names = |v: &Value| -> String {
+                match v.as_object() {
+                    Some(m) if !m.is_empty() => m
+                        .iter()
+                        .map(|(role, ids)| {
+                            let who: Vec<String> = ids
+                                .as_array()
+                                .map(|a| a.iter().map(|u| user(u, users)).collect())
+                                .unwrap_or_default();
+                            format!("{role} {}", who.join(" and "))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    _ => "none".into(),
+                }
+            };
+            format!("roles: {} → {}", names(old), names(new))
+        }
+        "related" => {
+            let rel = |v: &Value| -> String {
+                match v.as_array() {
+                    Some(a) if !a.is_empty() => a
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} INC-{}",
+                                text(&r["kind"]).replace('_', " "),
+                                r["incident_id"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => "none".into(),
+                }
+            };
+            format!("links: {} → {}", rel(old), rel(new))
+        }
+        _ => format!(
+            "{}: {} → {}",
+            field.replace('_', " "),
+            short(text(old)),
+            short(text(new))
+        ),
+    })
+}
+
+fn changes(e: &Event, users: &HashMap<i64, String>) -> String {
+    e.data["changes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| change(c, users))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// What the event says, in words (the actor is shown beside it).
+pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
+    let d = &e.data;
+    let s = |k: &str| text(&d[k]);
+    match e.kind.as_str() {
+        "incident.declared" => format!("declared the incident ({})", s("severity")),
+        "incident.updated" => format!("changed {}", changes(e, users)),
+        "incident.status_changed" => {
+            let reopened = if d["reopened"].as_bool() == Some(true) {
+                " (reopened)"
+            } else {
+                ""
+            };
+            format!(
+                "changed the status from {} to {}{reopened}",
+                s("from"),
+                s("to")
+            )
+        }
+        "incident.closure_requested" => format!(
+            "requested closure; waiting for {} (the reporter) to confirm",
+            user(&d["reporter_id"], users)
+        ),
+        "incident.closure_confirmed" => "confirmed closure: the incident is closed".into(),
+        "incident.closure_rejected" => {
+            "rejected closure: the incident is reopened (investigating)".into()
+        }
+        "incident.note_added" => match d["kind"].as_str() {
+            Some("decision") => "recorded a decision".into(),
+            Some("approval") => "recorded an approval".into(),
+            _ => "added a note".into(),
+        },
+        "incident.note_marked" | "incident.attachment_marked" => {
+            let what = if e.kind == "incident.note_marked" {
+                format!("note #{}", d["note_id"])
+            } else {
+                format!("attachment #{}", d["attachment_id"])
+            };
+            let kind = d["changes"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["field"] == "kind"))
+                .map(|c| text(&c["new"]))
+                .unwrap_or_default();
+            format!("marked {what} as {kind}")
+        }
+        "incident.attachment_added" => format!(
+            "attached {} ({} bytes{})",
+            s("filename"),
+            s("size"),
+            match d["kind"].as_str() {
+                Some(k) if k != "note" => format!(", {k}"),
+                _ => String::new(),
+            }
+        ),
+        "incident.action_link_used" | "incident.sms_reply" | "incident.call_reply" => {
+            let how = match e.kind.as_str() {
+                "incident.action_link_used" => "the link in a page",
+                "incident.sms_reply" => "a text-message reply",
+                _ => "a key pressed during a paging call",
+            };
+            if d["changed"].as_bool() == Some(false) {
+                format!("tried to {} by {how}; it already was", s("action"))
+            } else {
+                format!("{}d the incident by {how}", s("action"))
+            }
+        }
+        "escalation.started" => format!(
+            "started paging with escalation policy {} ({} urgency)",
+            s("escalation_policy_name"),
+            s("urgency")
+        ),
+        "escalation.notified" => {
+            let users_paged: Vec<String> = d["users"]
+                .as_array()
+                .map(|a| a.iter().map(|u| user(u, users)).collect())
+                .unwrap_or_default();
+            let level = d["level"].as_i64().unwrap_or(0) + 1;
+            let round = d["round"].as_i64().unwrap_or(0) + 1;
+            let who = if users_paged.is_empty() {
+                "nobody could be notified".to_string()
+            } else {
+                users_paged.join(", ")
+            };
+            format!("paged escalation level {level} (pass {round}): {who}")
+        }
+        "escalation.escalated" => format!(
+            "escalated by hand to level {}",
+            d["level"].as_i64().unwrap_or(0) + 1
+        ),
+        "escalation.acknowledged" => "stopped paging: acknowledged".into(),
+        "escalation.cancelled" => "stopped paging: resolved".into(),
+        "escalation.exhausted" => format!("paging ran out: {}", s("message")),
+        "escalation.not_started" => format!("could not start paging: {}", s("message")),
+        "notification.sent" => format!(
+            "notification to {} sent via {}",
+            user(&d["user_id"], users),
+            s("channel")
+        ),
+        "notification.retrying" => format!(
+            "notification to {} via {} failed; retrying ({})",
+            user(&d["user_id"], users),
+            s("channel"),
+            short(s("reason"))
+        ),
+        "notification.failed" => format!(
+            "notification to {} failed ({})",
+            user(&d["user_id"], users),
+            short(if d["reason"].is_null() {
+                s("provider_status")
+            } else {
+                s("reason")
+            })
+        ),
+        "notification.delivered" => format!(
+            "notification to {} delivered ({})",
+            user(&d["user_id"], users),
+            s("provider_status")
+        ),
+        "notification.cancelled" => "notification cancelled".into(),
+        "notification.user_unreachable" => format!(
+            "could not reach {} at any contact method",
+            user(&d["user_id"], users)
+        ),
+        "alert.triggered" => "alert triggered:".into(),
+        "alert.repeated" => "alert fired again:".into(),
+        "alert.acknowledged" => "alert acknowledged:".into(),
+        "alert.resolved" => "alert resolved:".into(),
+        "alert.suppressed" => "alert suppressed:".into(),
+        "alert.unsuppressed" => "alert no longer suppressed:".into(),
+        other => other.replace(['.', '_'], " "),
+    }
+}
