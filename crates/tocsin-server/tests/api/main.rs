@@ -33,4 +33,6 @@ mod twilio_replies;
 mod users_deactivate;
 mod verification;
 mod web;
+mod web_alerts;
+mod web_services;
 mod web_support;
