@@ -289,10 +289,12 @@ pub(crate) async fn service_on_call_at(
     service_id: i64,
     at: Timestamp,
 ) -> ApiResult<Option<PolicyOnCall>> {
-    Ok(match state.store.service_escalation_policy(service_id).await? {
-        Some(p) => Some(on_call(state, &state.store.escalation_policy(p).await?, at).await?),
-        None => None,
-    })
+    Ok(
+        match state.store.service_escalation_policy(service_id).await? {
+            Some(p) => Some(on_call(state, &state.store.escalation_policy(p).await?, at).await?),
+            None => None,
+        },
+    )
 }
 
 // A schedule or team deleted since the policy was written reaches nobody: the

@@ -118,7 +118,11 @@ pub(crate) async fn expire(
 }
 
 /// Deletes a maintenance window and lets go of the alerts it alone held.
-pub(crate) async fn delete(state: &AppState, id: i64, actor: &tocsin_store::Actor) -> ApiResult<()> {
+pub(crate) async fn delete(
+    state: &AppState,
+    id: i64,
+    actor: &tocsin_store::Actor,
+) -> ApiResult<()> {
     let now = state.now();
     state
         .store

@@ -106,7 +106,10 @@ fn query_string(f: &ListForm, before: Option<i64>) -> String {
 
 fn opt_id(field: &str, v: &Option<String>) -> WebResult<Option<i64>> {
     some(v)
-        .map(|s| s.parse::<i64>().map_err(|_| invalid(field, format!("`{s}` is not an id"))))
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| invalid(field, format!("`{s}` is not an id")))
+        })
         .transpose()
 }
 

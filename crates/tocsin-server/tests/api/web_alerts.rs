@@ -15,9 +15,7 @@ const BREAKOUT: &str = "</pre><script>alert(1)</script>";
 
 /// A service with an integration key; (service id, key secret).
 async fn service_with_key(app: &TestApp, name: &str) -> (i64, String) {
-    let svc = app
-        .post("/api/v1/services", json!({ "name": name }))
-        .await;
+    let svc = app.post("/api/v1/services", json!({ "name": name })).await;
     assert_eq!(svc.status, StatusCode::CREATED, "{}", svc.body);
     let id = svc.body["id"].as_i64().unwrap();
     let key = app
@@ -50,7 +48,10 @@ async fn alerts_of(app: &TestApp, svc: i64) -> Vec<Value> {
 fn assert_no_raw_markup(html: &str, path: &str) {
     assert!(!html.contains(EVIL), "{path}: unescaped img");
     assert!(!html.contains("<script>alert"), "{path}: unescaped script");
-    assert!(!html.contains("</pre><script>"), "{path}: pre broken out of");
+    assert!(
+        !html.contains("</pre><script>"),
+        "{path}: pre broken out of"
+    );
 }
 
 async fn alert_list_and_detail_escape_what_sources_send(app: TestApp) {
@@ -80,7 +81,10 @@ async fn alert_list_and_detail_escape_what_sources_send(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let alerts = alerts_of(&app, svc).await;
     assert_eq!(alerts.len(), 2);
-    let (labelled, evil) = (alerts[0]["id"].as_i64().unwrap(), alerts[1]["id"].as_i64().unwrap());
+    let (labelled, evil) = (
+        alerts[0]["id"].as_i64().unwrap(),
+        alerts[1]["id"].as_i64().unwrap(),
+    );
 
     let web = signed_in(&app, "viewer").await;
     let list = web.get("/alerts").await;
@@ -96,7 +100,9 @@ async fn alert_list_and_detail_escape_what_sources_send(app: TestApp) {
     assert_eq!(d.status, StatusCode::OK, "{}", d.html);
     assert_no_raw_markup(&d.html, "detail");
     assert!(d.html.contains(EVIL_ESCAPED));
-    assert!(d.html.contains("&#60;/pre&#62;&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(d
+        .html
+        .contains("&#60;/pre&#62;&#60;script&#62;alert(1)&#60;/script&#62;"));
     assert!(d.html.contains("evil-1"), "the dedup key is shown");
     assert!(
         d.html.contains("{\n  &#34;"),
@@ -116,14 +122,21 @@ async fn alert_list_and_detail_escape_what_sources_send(app: TestApp) {
     assert!(l.html.contains(EVIL_ESCAPED), "labels are escaped");
     assert!(l.html.contains(">Breakout<"), "{}", l.html);
 
-    assert_eq!(web.get("/alerts/999999").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        web.get("/alerts/999999").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(web.get("/alerts/x").await.status, StatusCode::BAD_REQUEST);
 
     // Filters and pages.
     let found = |html: &str, id: i64| html.contains(&format!("href=\"/alerts/{id}\""));
     let p = web.get(&format!("/alerts?service_id={other}")).await;
     assert!(!found(&p.html, evil) && p.html.contains("No alerts match."));
-    let p = web.get(&format!("/alerts?service_id={svc}&status=triggered&held=no")).await;
+    let p = web
+        .get(&format!(
+            "/alerts?service_id={svc}&status=triggered&held=no"
+        ))
+        .await;
     assert!(found(&p.html, evil) && found(&p.html, labelled));
     let p = web.get("/alerts?status=resolved").await;
     assert!(!found(&p.html, evil));
@@ -131,7 +144,10 @@ async fn alert_list_and_detail_escape_what_sources_send(app: TestApp) {
     assert!(!found(&p.html, evil));
     let p = web.get(&format!("/alerts?before_id={labelled}")).await;
     assert!(found(&p.html, evil) && !found(&p.html, labelled));
-    assert!(p.html.contains("href=\"/alerts\""), "a way back to the newest");
+    assert!(
+        p.html.contains("href=\"/alerts\""),
+        "a way back to the newest"
+    );
     let bad = web.get("/alerts?status=sideways").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.html.contains("status"));
@@ -162,7 +178,10 @@ async fn silences_are_made_and_expired_through_forms(app: TestApp) {
             vec![("matchers", "a=\"b\""), ("ends_at", "2025-12-31T00:00")],
             "ends_at",
         ),
-        (vec![("matchers", "a=\"b\""), ("ends_at", "soon")], "ends_at"),
+        (
+            vec![("matchers", "a=\"b\""), ("ends_at", "soon")],
+            "ends_at",
+        ),
     ] {
         let r = responder.post("/alerts/silences", &form).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
@@ -208,10 +227,25 @@ async fn silences_are_made_and_expired_through_forms(app: TestApp) {
     let shown = viewer.get("/alerts/silences").await;
     assert!(shown.html.contains(EVIL_ESCAPED));
     assert_no_raw_markup(&shown.html, "silences");
-    assert!(shown.html.contains("alertname=&#34;DiskFull&#34;"), "{}", shown.html);
-    assert!(!shown.html.contains("/expire"), "no expire button for a viewer");
-    assert!(responder.get("/alerts/silences?state=active").await.html.contains(&format!("id=\"silence-{id}\"")));
-    assert!(!responder.get("/alerts/silences?state=expired").await.html.contains(&format!("id=\"silence-{id}\"")));
+    assert!(
+        shown.html.contains("alertname=&#34;DiskFull&#34;"),
+        "{}",
+        shown.html
+    );
+    assert!(
+        !shown.html.contains("/expire"),
+        "no expire button for a viewer"
+    );
+    assert!(responder
+        .get("/alerts/silences?state=active")
+        .await
+        .html
+        .contains(&format!("id=\"silence-{id}\"")));
+    assert!(!responder
+        .get("/alerts/silences?state=expired")
+        .await
+        .html
+        .contains(&format!("id=\"silence-{id}\"")));
     assert_eq!(
         responder.get("/alerts/silences?state=odd").await.status,
         StatusCode::BAD_REQUEST
@@ -220,11 +254,20 @@ async fn silences_are_made_and_expired_through_forms(app: TestApp) {
     // Expire: not by a viewer, not without the token; then by the responder.
     let path = format!("/alerts/silences/{id}/expire");
     assert_eq!(viewer.post(&path, &[]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(responder.post_raw(&path, &[]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get(&format!("/api/v1/silences/{id}")).await.body["state"], "active");
+    assert_eq!(
+        responder.post_raw(&path, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/silences/{id}")).await.body["state"],
+        "active"
+    );
     let r = responder.post(&path, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(app.get(&format!("/api/v1/silences/{id}")).await.body["state"], "expired");
+    assert_eq!(
+        app.get(&format!("/api/v1/silences/{id}")).await.body["state"],
+        "expired"
+    );
 }
 
 async fn maintenance_windows_are_made_and_deleted_through_forms(app: TestApp) {
@@ -239,7 +282,10 @@ async fn maintenance_windows_are_made_and_deleted_through_forms(app: TestApp) {
         .contains("id=\"window-form\""));
     let rp = responder.get("/alerts/maintenance").await;
     assert_eq!(rp.status, StatusCode::OK);
-    assert!(!rp.html.contains("id=\"window-form\""), "windows are the admin's");
+    assert!(
+        !rp.html.contains("id=\"window-form\""),
+        "windows are the admin's"
+    );
 
     let once = [
         ("description", "DB upgrade <b>"),
@@ -251,24 +297,62 @@ async fn maintenance_windows_are_made_and_deleted_through_forms(app: TestApp) {
         ("start_time", "02:00"),
     ];
     let before = app.counts().await;
-    assert_eq!(responder.post("/alerts/maintenance", &once).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw("/alerts/maintenance", &once).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        responder.post("/alerts/maintenance", &once).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw("/alerts/maintenance", &once).await.status,
+        StatusCode::FORBIDDEN
+    );
     for (form, field) in [
-        (vec![("service_id", svc_s.as_str()), ("kind", "weekly"), ("start_time", "02:00")], "days"),
         (
-            vec![("service_id", svc_s.as_str()), ("kind", "weekly"), ("days", "mon"), ("start_time", "02:00"), ("duration_minutes", "abc"), ("time_zone", "UTC")],
+            vec![
+                ("service_id", svc_s.as_str()),
+                ("kind", "weekly"),
+                ("start_time", "02:00"),
+            ],
+            "days",
+        ),
+        (
+            vec![
+                ("service_id", svc_s.as_str()),
+                ("kind", "weekly"),
+                ("days", "mon"),
+                ("start_time", "02:00"),
+                ("duration_minutes", "abc"),
+                ("time_zone", "UTC"),
+            ],
             "duration_minutes",
         ),
         (
-            vec![("service_id", svc_s.as_str()), ("kind", "weekly"), ("days", "mon"), ("start_time", "02:00"), ("duration_minutes", "60"), ("time_zone", "Mars/Base")],
+            vec![
+                ("service_id", svc_s.as_str()),
+                ("kind", "weekly"),
+                ("days", "mon"),
+                ("start_time", "02:00"),
+                ("duration_minutes", "60"),
+                ("time_zone", "Mars/Base"),
+            ],
             "time_zone",
         ),
-        (vec![("service_id", svc_s.as_str()), ("kind", "once"), ("starts_at", "2026-01-01T01:00")], "ends_at"),
+        (
+            vec![
+                ("service_id", svc_s.as_str()),
+                ("kind", "once"),
+                ("starts_at", "2026-01-01T01:00"),
+            ],
+            "ends_at",
+        ),
         (vec![("service_id", "x"), ("kind", "once")], "service_ids"),
     ] {
         let r = admin.post("/alerts/maintenance", &form).await;
         assert!(r.status.is_client_error(), "{form:?}: {}", r.status);
-        assert!(r.html.contains(&format!("{field}: ")), "{field}: {}", r.html);
+        assert!(
+            r.html.contains(&format!("{field}: ")),
+            "{field}: {}",
+            r.html
+        );
     }
     assert_eq!(app.counts().await, before);
 
@@ -300,21 +384,37 @@ async fn maintenance_windows_are_made_and_deleted_through_forms(app: TestApp) {
 
     let page = responder.get("/alerts/maintenance").await;
     assert!(page.html.contains("DB upgrade &#60;b&#62;"));
-    assert!(page.html.contains("every mon, wed at 02:00 for 90 min (Europe/Berlin)"), "{}", page.html);
-    assert!(!page.html.contains("/delete"), "no delete button but for admins");
+    assert!(
+        page.html
+            .contains("every mon, wed at 02:00 for 90 min (Europe/Berlin)"),
+        "{}",
+        page.html
+    );
+    assert!(
+        !page.html.contains("/delete"),
+        "no delete button but for admins"
+    );
 
     let id = w_once["id"].as_i64().unwrap();
     let path = format!("/alerts/maintenance/{id}/delete");
     let before = app.counts().await;
-    assert_eq!(responder.post(&path, &[]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw(&path, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        responder.post(&path, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw(&path, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.counts().await, before);
     let r = admin.post(&path, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let list = app.get("/api/v1/maintenance-windows").await.body;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(
-        app.get(&format!("/api/v1/maintenance-windows/{id}")).await.status,
+        app.get(&format!("/api/v1/maintenance-windows/{id}"))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }

@@ -23,12 +23,21 @@ async fn services_are_listed_and_created_by_admins(app: TestApp) {
 
     let before = app.counts().await;
     let new = [("name", "checkout"), ("description", EVIL)];
-    assert_eq!(viewer.post("/services", &new).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw("/services", &new).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        viewer.post("/services", &new).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw("/services", &new).await.status,
+        StatusCode::FORBIDDEN
+    );
     let r = admin.post("/services", &[("description", "no name")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.html.contains("name: "), "{}", r.html);
-    assert!(r.html.contains(">no name</textarea>"), "what was typed comes back");
+    assert!(
+        r.html.contains(">no name</textarea>"),
+        "what was typed comes back"
+    );
     assert_eq!(app.counts().await, before);
 
     let r = admin.post("/services", &new).await;
@@ -53,12 +62,15 @@ async fn services_are_listed_and_created_by_admins(app: TestApp) {
     app.declare(json!({ "title": "Checkout down", "severity": "SEV2", "service_ids": [id] }))
         .await;
     let list = viewer.get("/services").await;
-    assert!(list.html.contains(&format!("href=\"/services/{id}\">checkout</a>")));
+    assert!(list
+        .html
+        .contains(&format!("href=\"/services/{id}\">checkout</a>")));
     assert!(list.html.contains("&#60;img src=x onerror=alert(1)&#62;"));
     assert!(!list.html.contains(EVIL));
     assert!(
-        list.html
-            .contains(&format!("href=\"/incidents?service_id={id}&amp;status=open\">1</a>")),
+        list.html.contains(&format!(
+            "href=\"/incidents?service_id={id}&amp;status=open\">1</a>"
+        )),
         "{}",
         list.html
     );
@@ -66,7 +78,10 @@ async fn services_are_listed_and_created_by_admins(app: TestApp) {
     assert_eq!(detail.status, StatusCode::OK);
     assert!(detail.html.contains("Checkout down"));
     assert!(!detail.html.contains(EVIL));
-    assert_eq!(viewer.get("/services/424242").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        viewer.get("/services/424242").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn admins_choose_the_policy_and_see_who_is_on_call(app: TestApp) {
@@ -92,27 +107,50 @@ async fn admins_choose_the_policy_and_see_who_is_on_call(app: TestApp) {
 
     let before = app.counts().await;
     let form = [("escalation_policy_id", pid.as_str())];
-    assert_eq!(responder.post(&path, &form).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw(&path, &form).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        responder.post(&path, &form).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw(&path, &form).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.counts().await, before);
-    let r = admin.post(&path, &[("escalation_policy_id", "999999")]).await;
+    let r = admin
+        .post(&path, &[("escalation_policy_id", "999999")])
+        .await;
     assert!(r.status.is_client_error());
     assert!(r.html.contains("escalation_policy_id"), "{}", r.html);
 
     let r = admin.post(&path, &form).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let oc = app.get(&format!("/api/v1/services/{svc}/on-call")).await.body;
-    assert_eq!(oc["escalation_policy"]["escalation_policy_id"].to_string(), pid);
+    let oc = app
+        .get(&format!("/api/v1/services/{svc}/on-call"))
+        .await
+        .body;
+    assert_eq!(
+        oc["escalation_policy"]["escalation_policy_id"].to_string(),
+        pid
+    );
     let page = admin.get(&format!("/services/{svc}")).await;
     assert!(page.html.contains("<strong>Search primary</strong>"));
-    assert!(page.html.contains("Ada Admin"), "who is on call now: {}", page.html);
+    assert!(
+        page.html.contains("Ada Admin"),
+        "who is on call now: {}",
+        page.html
+    );
     assert!(page.html.contains("next level after 7 min"));
-    assert!(page.html.contains(&format!("<option value=\"{pid}\" selected>")));
+    assert!(page
+        .html
+        .contains(&format!("<option value=\"{pid}\" selected>")));
 
     // Cleared again with "none".
     let r = admin.post(&path, &[("escalation_policy_id", "")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let oc = app.get(&format!("/api/v1/services/{svc}/on-call")).await.body;
+    let oc = app
+        .get(&format!("/api/v1/services/{svc}/on-call"))
+        .await
+        .body;
     assert!(oc["escalation_policy"].is_null());
 }
 
@@ -130,8 +168,14 @@ async fn a_new_key_is_shown_once_with_its_snippets(app: TestApp) {
     assert!(!vp.html.contains("id=\"key-form\""), "keys are the admin's");
 
     let before = app.counts().await;
-    assert_eq!(viewer.post(&path, &[("name", "prom")]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw(&path, &[("name", "prom")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        viewer.post(&path, &[("name", "prom")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw(&path, &[("name", "prom")]).await.status,
+        StatusCode::FORBIDDEN
+    );
     let r = admin.post(&path, &[]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.html.contains("name: "), "{}", r.html);
@@ -143,13 +187,18 @@ async fn a_new_key_is_shown_once_with_its_snippets(app: TestApp) {
     let at = r.html.find(needle).expect("the secret") + needle.len();
     let secret = r.html[at..].split('"').next().unwrap().to_string();
     assert!(secret.len() >= 16, "{secret}");
-    assert!(r.html.contains(&format!("/integrations/alertmanager/{secret}")));
+    assert!(r
+        .html
+        .contains(&format!("/integrations/alertmanager/{secret}")));
     assert!(r.html.contains("receivers:"), "Alertmanager YAML");
     assert!(r.html.contains("contactPoints:"), "Grafana YAML");
     assert!(r.html.contains("curl -X POST"));
     assert!(r.html.matches(&secret).count() >= 5, "{secret}: {}", r.html);
 
-    let keys = app.get(&format!("/api/v1/services/{svc}/integration-keys")).await.body;
+    let keys = app
+        .get(&format!("/api/v1/services/{svc}/integration-keys"))
+        .await
+        .body;
     let key = keys.as_array().unwrap()[0].clone();
     let prefix = key["prefix"].as_str().unwrap().to_string();
     assert!(secret.starts_with(&prefix));
@@ -173,14 +222,32 @@ async fn a_new_key_is_shown_once_with_its_snippets(app: TestApp) {
     assert_eq!(send().await.status, StatusCode::ACCEPTED);
     let kid = key["id"].as_i64().unwrap();
     let revoke = format!("/services/{svc}/integration-keys/{kid}/revoke");
-    assert_eq!(viewer.post(&revoke, &[]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(admin.post_raw(&revoke, &[]).await.status, StatusCode::FORBIDDEN);
-    assert!(app.get(&format!("/api/v1/services/{svc}/integration-keys")).await.body[0]["revoked_at"].is_null());
+    assert_eq!(
+        viewer.post(&revoke, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.post_raw(&revoke, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(app
+        .get(&format!("/api/v1/services/{svc}/integration-keys"))
+        .await
+        .body[0]["revoked_at"]
+        .is_null());
     let r = admin.post(&revoke, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(app.get(&format!("/api/v1/services/{svc}/integration-keys")).await.body[0]["revoked_at"].is_string());
+    assert!(app
+        .get(&format!("/api/v1/services/{svc}/integration-keys"))
+        .await
+        .body[0]["revoked_at"]
+        .is_string());
     assert!(send().await.status.is_client_error());
-    assert!(admin.get(&format!("/services/{svc}")).await.html.contains("revoked"));
+    assert!(admin
+        .get(&format!("/services/{svc}"))
+        .await
+        .html
+        .contains("revoked"));
 }
 
 crate::both_backends!(
