@@ -37,12 +37,22 @@ pub(crate) const MAX_DESCRIPTION: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServiceRequest {
     /// Unique name.
-    name: String,
+    pub(crate) name: String,
     /// What it is.
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// Owning team.
-    team_id: Option<i64>,
+    pub(crate) team_id: Option<i64>,
+}
+
+impl ServiceRequest {
+    /// The name and description, checked as the API checks them (the web form uses it too).
+    pub(crate) fn checked(&self) -> Result<(String, String), tocsin_core::Invalid> {
+        Ok((
+            required_text("name", &self.name, MAX_NAME)?,
+            long_text("description", &self.description, MAX_DESCRIPTION)?,
+        ))
+    }
 }
 
 /// Changes to a service.
@@ -78,8 +88,7 @@ async fn create_service(
     c: AsAdmin,
     ApiJson(r): ApiJson<ServiceRequest>,
 ) -> ApiResult<(StatusCode, Json<Service>)> {
-    let name = required_text("name", &r.name, MAX_NAME)?;
-    let description = long_text("description", &r.description, MAX_DESCRIPTION)?;
+    let (name, description) = r.checked()?;
     let s = state
         .store
         .create_service(&name, &description, r.team_id, &c.actor(), state.now())

@@ -71,39 +71,39 @@ pub(crate) struct AtQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PagedUser {
     /// The user.
-    user_id: i64,
+    pub(crate) user_id: i64,
     /// Their name.
-    user_name: String,
+    pub(crate) user_name: String,
     /// The level's target it came from (for a hand-off, the `policy` target).
-    target: Target,
+    pub(crate) target: Target,
     /// Index of the target on the level.
-    target_index: usize,
+    pub(crate) target_index: usize,
 }
 
 /// Who one level would page.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LevelOnCall {
     /// Index of the level (0 is the first).
-    level: usize,
+    pub(crate) level: usize,
     /// Minutes before the next level.
-    delay_minutes: u32,
+    pub(crate) delay_minutes: u32,
     /// The users, each once, in target order.
-    users: Vec<PagedUser>,
+    pub(crate) users: Vec<PagedUser>,
     /// Targets that would page nobody (nobody on call, an empty team).
-    empty_targets: Vec<Target>,
+    pub(crate) empty_targets: Vec<Target>,
 }
 
 /// Who a policy would page at an instant, level by level.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PolicyOnCall {
     /// The policy.
-    escalation_policy_id: i64,
+    pub(crate) escalation_policy_id: i64,
     /// Its name.
-    escalation_policy_name: String,
+    pub(crate) escalation_policy_name: String,
     /// The instant asked about.
-    at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     /// The levels.
-    levels: Vec<LevelOnCall>,
+    pub(crate) levels: Vec<LevelOnCall>,
 }
 
 /// Who a service's escalation policy would page at an instant.
@@ -276,15 +276,25 @@ async fn service_on_call(
 ) -> ApiResult<Json<ServiceOnCall>> {
     let id = path_id("id", &id)?;
     let at = opt_time("at", q.at.as_deref())?.unwrap_or_else(|| state.now());
-    let policy = match state.store.service_escalation_policy(id).await? {
-        Some(p) => Some(on_call(&state, &state.store.escalation_policy(p).await?, at).await?),
-        None => None,
-    };
     Ok(Json(ServiceOnCall {
         service_id: id,
         at,
-        escalation_policy: policy,
+        escalation_policy: service_on_call_at(&state, id, at).await?,
     }))
+}
+
+/// Who a service's escalation policy would page at `at`; none without a policy.
+pub(crate) async fn service_on_call_at(
+    state: &AppState,
+    service_id: i64,
+    at: Timestamp,
+) -> ApiResult<Option<PolicyOnCall>> {
+    Ok(
+        match state.store.service_escalation_policy(service_id).await? {
+            Some(p) => Some(on_call(state, &state.store.escalation_policy(p).await?, at).await?),
+            None => None,
+        },
+    )
 }
 
 // A schedule or team deleted since the policy was written reaches nobody: the

@@ -6,7 +6,7 @@ mod alerts;
 mod calendar;
 mod contact_methods;
 pub(crate) mod directory;
-mod escalation_policies;
+pub(crate) mod escalation_policies;
 mod handoffs;
 mod heartbeats;
 pub(crate) mod incidents;
@@ -15,7 +15,7 @@ mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
 pub(crate) mod snippets;
-mod suppression;
+pub(crate) mod suppression;
 mod swaps;
 
 pub(crate) use calendar::feed_routes;

@@ -16,23 +16,23 @@ pub(crate) const PLACEHOLDER: &str = "<integration key>";
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Snippets {
     /// PagerDuty Events API v2 endpoint (the key goes in `routing_key`).
-    events_v2_url: String,
+    pub(crate) events_v2_url: String,
     /// Alertmanager webhook receiver URL.
-    alertmanager_url: String,
+    pub(crate) alertmanager_url: String,
     /// Grafana webhook contact point URL.
-    grafana_url: String,
+    pub(crate) grafana_url: String,
     /// Generic JSON webhook URL.
-    webhook_url: String,
+    pub(crate) webhook_url: String,
     /// A trigger sent with curl to the Events API v2.
-    curl: String,
+    pub(crate) curl: String,
     /// A JSON payload sent with curl to the generic webhook.
-    webhook_curl: String,
+    pub(crate) webhook_curl: String,
     /// Alertmanager receiver using `webhook_configs` (recommended).
-    alertmanager_yaml: String,
+    pub(crate) alertmanager_yaml: String,
     /// Alertmanager receiver using `pagerduty_configs` pointed at Tocsin.
-    alertmanager_pagerduty_yaml: String,
+    pub(crate) alertmanager_pagerduty_yaml: String,
     /// Grafana contact points (file provisioning): webhook, and PagerDuty pointed at Tocsin.
-    grafana_yaml: String,
+    pub(crate) grafana_yaml: String,
 }
 
 /// The base URL senders reach this instance at: `public_url`, else the request's host.

@@ -42,16 +42,16 @@ pub(crate) struct SilenceRequest {
     /// Matchers, each as text (`alertname="DiskFull"`, `env=~"prod|stag"`) or
     /// `{"name", "op", "value"}`; all must match. At least one must not match the empty string.
     #[schema(value_type = Vec<Object>)]
-    matchers: Vec<Value>,
+    pub(crate) matchers: Vec<Value>,
     /// Only this service's alerts; absent: every service's.
-    service_id: Option<i64>,
+    pub(crate) service_id: Option<i64>,
     /// When it starts; default now.
-    starts_at: Option<DateTime<Utc>>,
+    pub(crate) starts_at: Option<DateTime<Utc>>,
     /// When it ends (required).
-    ends_at: DateTime<Utc>,
+    pub(crate) ends_at: DateTime<Utc>,
     /// Why.
     #[serde(default)]
-    comment: String,
+    pub(crate) comment: String,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +79,60 @@ fn matcher(field: &str, v: &Value) -> Result<Matcher, Invalid> {
             "a matcher is text or {\"name\", \"op\", \"value\"}",
         )),
     }
+}
+
+impl SilenceRequest {
+    /// The silence to store, checked as the API checks it (the web form uses it too).
+    pub(crate) fn into_new(self, now: DateTime<Utc>) -> Result<NewSilence, Invalid> {
+        let matchers = self
+            .matchers
+            .iter()
+            .enumerate()
+            .map(|(i, v)| matcher(&format!("matchers[{i}]"), v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let starts_at = self.starts_at.unwrap_or(now);
+        validate_silence(&matchers, starts_at, self.ends_at, now)?;
+        Ok(NewSilence {
+            matchers,
+            service_id: self.service_id,
+            starts_at,
+            ends_at: self.ends_at,
+            comment: long_text("comment", &self.comment, MAX_TEXT)?,
+        })
+    }
+}
+
+/// Ends a silence now and lets go of the alerts it alone held.
+pub(crate) async fn expire(
+    state: &AppState,
+    id: i64,
+    actor: &tocsin_store::Actor,
+) -> ApiResult<Silence> {
+    let now = state.now();
+    let s = state.store.expire_silence(id, actor, now).await?;
+    state
+        .store
+        .release_expired_suppressions(&state.settings, now)
+        .await?;
+    Ok(s)
+}
+
+/// Deletes a maintenance window and lets go of the alerts it alone held.
+pub(crate) async fn delete(
+    state: &AppState,
+    id: i64,
+    actor: &tocsin_store::Actor,
+) -> ApiResult<()> {
+    let now = state.now();
+    state
+        .store
+        .delete_maintenance_window(id, actor, now)
+        .await?;
+    state
+        .store
+        .release_expired_suppressions(&state.settings, now)
+        .await?;
+    Ok(())
 }
 
 /// Which silences to list.
@@ -116,21 +170,7 @@ async fn create_silence(
     ApiJson(r): ApiJson<SilenceRequest>,
 ) -> ApiResult<(StatusCode, Json<Silence>)> {
     let now = state.now();
-    let matchers = r
-        .matchers
-        .iter()
-        .enumerate()
-        .map(|(i, v)| matcher(&format!("matchers[{i}]"), v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let starts_at = r.starts_at.unwrap_or(now);
-    validate_silence(&matchers, starts_at, r.ends_at, now)?;
-    let s = NewSilence {
-        matchers,
-        service_id: r.service_id,
-        starts_at,
-        ends_at: r.ends_at,
-        comment: long_text("comment", &r.comment, MAX_TEXT)?,
-    };
+    let s = r.into_new(now)?;
     let created = state.store.create_silence(&s, &c.actor(), now).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -159,16 +199,7 @@ async fn expire_silence(
     c: AsResponder,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Silence>> {
-    let now = state.now();
-    let s = state
-        .store
-        .expire_silence(path_id("id", &id)?, &c.actor(), now)
-        .await?;
-    state
-        .store
-        .release_expired_suppressions(&state.settings, now)
-        .await?;
-    Ok(Json(s))
+    Ok(Json(expire(&state, path_id("id", &id)?, &c.actor()).await?))
 }
 
 /// A new maintenance window: one-off (`starts_at`, `ends_at`) or weekly (`days`,
@@ -177,24 +208,44 @@ async fn expire_silence(
 #[serde(deny_unknown_fields)]
 pub(crate) struct WindowRequest {
     /// Services whose new alerts it suppresses.
-    service_ids: Vec<i64>,
+    pub(crate) service_ids: Vec<i64>,
     /// What the maintenance is.
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// One-off: start.
-    starts_at: Option<DateTime<Utc>>,
+    pub(crate) starts_at: Option<DateTime<Utc>>,
     /// One-off: end.
-    ends_at: Option<DateTime<Utc>>,
+    pub(crate) ends_at: Option<DateTime<Utc>>,
     /// Weekly: days it starts on (`mon` … `sun`).
-    days: Option<Vec<String>>,
+    pub(crate) days: Option<Vec<String>>,
     /// Weekly: local start time `HH:MM`.
-    start_time: Option<String>,
+    pub(crate) start_time: Option<String>,
     /// Weekly: minutes each occurrence lasts (1 to 10080).
-    duration_minutes: Option<i64>,
+    pub(crate) duration_minutes: Option<i64>,
     /// Weekly: IANA time zone, e.g. `Europe/Berlin`.
-    time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
     /// Weekly: no occurrence starts at or after this.
-    until: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
+}
+
+impl WindowRequest {
+    /// The window to store, checked as the API checks it (the web form uses it too).
+    pub(crate) fn into_new(self) -> Result<NewWindow, Invalid> {
+        let parts = ScheduleParts {
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            days: self.days,
+            start_time: self.start_time,
+            duration_minutes: self.duration_minutes,
+            time_zone: self.time_zone,
+            until: self.until,
+        };
+        Ok(NewWindow {
+            description: long_text("description", &self.description, MAX_TEXT)?,
+            service_ids: self.service_ids,
+            schedule: parts.parse()?,
+        })
+    }
 }
 
 /// Changes to a maintenance window; `null` clears a schedule field (to switch between one-off and weekly).
@@ -289,20 +340,7 @@ async fn create_window(
     c: AsAdmin,
     ApiJson(r): ApiJson<WindowRequest>,
 ) -> ApiResult<(StatusCode, Json<MaintenanceWindow>)> {
-    let parts = ScheduleParts {
-        starts_at: r.starts_at,
-        ends_at: r.ends_at,
-        days: r.days,
-        start_time: r.start_time,
-        duration_minutes: r.duration_minutes,
-        time_zone: r.time_zone,
-        until: r.until,
-    };
-    let win = NewWindow {
-        description: long_text("description", &r.description, MAX_TEXT)?,
-        service_ids: r.service_ids,
-        schedule: parts.parse()?,
-    };
+    let win = r.into_new()?;
     let created = state
         .store
         .create_maintenance_window(&win, &c.actor(), state.now())
@@ -374,15 +412,7 @@ async fn delete_window(
     c: AsAdmin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let now = state.now();
-    state
-        .store
-        .delete_maintenance_window(path_id("id", &id)?, &c.actor(), now)
-        .await?;
-    state
-        .store
-        .release_expired_suppressions(&state.settings, now)
-        .await?;
+    delete(&state, path_id("id", &id)?, &c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -118,6 +118,8 @@ pub(crate) struct AlertRow {
     pub incident: Option<(i64, String)>,
     pub last_seen: String,
     pub count: i64,
+    /// What holds it back from opening an incident (`silence:<id>`, …), if anything.
+    pub held: Option<String>,
 }
 
 /// Rows for `alerts`.
@@ -146,6 +148,7 @@ pub(crate) async fn alert_rows(
                 .map(|i| (i, tocsin_core::incident::format_number(i))),
             last_seen: chrome.time(&a.last_seen),
             count: a.count,
+            held: a.suppressed_by.clone(),
         })
         .collect())
 }
