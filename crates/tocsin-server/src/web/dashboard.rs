@@ -31,7 +31,6 @@ pub(crate) const OPEN: [Status; 5] = [
 /// One row of an incident table, formatted for the page.
 pub(crate) struct Row {
     pub number: String,
-    pub id: i64,
     pub title: String,
     pub severity: String,
     pub sev_class: String,
@@ -63,7 +62,6 @@ pub(crate) async fn rows(
         .iter()
         .map(|i| Row {
             number: i.number.clone(),
-            id: i.id,
             title: i.title.clone(),
             severity: i.severity.clone(),
             sev_class: severity_class(&state.settings, &i.severity),

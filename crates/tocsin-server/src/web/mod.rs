@@ -30,7 +30,6 @@ use crate::state::AppState;
 pub(crate) use common::{Chrome, WebError, WebResult};
 pub use live::Live;
 pub use login::LoginFailures;
-pub(crate) use session::{AsAdmin, AsResponder, AsViewer, CsrfForm};
 
 /// `err` as the UI's error page, with the UI's security headers.
 pub(crate) fn error_page(err: crate::ApiError) -> axum::response::Response {
