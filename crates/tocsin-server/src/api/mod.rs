@@ -6,7 +6,7 @@ mod alerts;
 mod calendar;
 mod contact_methods;
 mod directory;
-mod escalation_policies;
+pub(crate) mod escalation_policies;
 mod handoffs;
 mod heartbeats;
 pub(crate) mod incidents;
