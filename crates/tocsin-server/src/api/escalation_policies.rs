@@ -364,7 +364,11 @@ async fn reach(
 }
 
 /// Who each level of `p` would page at `at` (the API's and the pages' one answer).
-pub(crate) async fn on_call(state: &AppState, p: &StoredPolicy, at: Timestamp) -> ApiResult<PolicyOnCall> {
+pub(crate) async fn on_call(
+    state: &AppState,
+    p: &StoredPolicy,
+    at: Timestamp,
+) -> ApiResult<PolicyOnCall> {
     let names: HashMap<i64, String> = state
         .store
         .users()

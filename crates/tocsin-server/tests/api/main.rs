@@ -33,4 +33,5 @@ mod twilio_replies;
 mod users_deactivate;
 mod verification;
 mod web;
+mod web_oncall;
 mod web_support;

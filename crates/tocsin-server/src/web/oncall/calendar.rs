@@ -166,10 +166,7 @@ pub(super) fn layout(
                 },
                 title: d.date.format("%a %-d %b %Y").to_string(),
                 at: format!("{}T00:00", d.date.format("%Y-%m-%d")),
-                end: format!(
-                    "{}T00:00",
-                    (d.date + Duration::days(1)).format("%Y-%m-%d")
-                ),
+                end: format!("{}T00:00", (d.date + Duration::days(1)).format("%Y-%m-%d")),
                 weekend: d.date.weekday().number_from_monday() >= 6,
             }
         })
@@ -186,7 +183,10 @@ pub(super) fn layout(
                 .map(|(user, from, to)| {
                     let (x1, x2) = (x_of(*from), x_of(*to));
                     let w = (x2 - x1).max(1.0);
-                    let name = names.get(user).cloned().unwrap_or_else(|| format!("user {user}"));
+                    let name = names
+                        .get(user)
+                        .cloned()
+                        .unwrap_or_else(|| format!("user {user}"));
                     // About 6.5 px a character at the calendar's font size.
                     let fits = ((w - 6.0) / 6.5).floor().max(0.0) as usize;
                     let text = if name.chars().count() <= fits {

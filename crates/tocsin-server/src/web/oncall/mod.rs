@@ -24,14 +24,23 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/oncall", get(overview))
         .route("/oncall/schedules", get(schedules))
         .route("/oncall/schedules/{id}", get(schedule::show))
-        .route("/oncall/schedules/{id}/overrides", post(schedule::create_override))
+        .route(
+            "/oncall/schedules/{id}/overrides",
+            post(schedule::create_override),
+        )
         .route(
             "/oncall/schedules/{id}/overrides/{override_id}/delete",
             post(schedule::delete_override),
         )
-        .route("/oncall/policies", get(policies::list).post(policies::create))
+        .route(
+            "/oncall/policies",
+            get(policies::list).post(policies::create),
+        )
         .route("/oncall/policies/new", get(policies::new_form))
-        .route("/oncall/policies/{id}", get(policies::show).post(policies::update))
+        .route(
+            "/oncall/policies/{id}",
+            get(policies::show).post(policies::update),
+        )
 }
 
 /// Names of everything a policy level can target.
@@ -46,14 +55,24 @@ impl Names {
     pub async fn load(state: &AppState) -> WebResult<Names> {
         let store = &state.store;
         Ok(Names {
-            users: store.users().await?.into_iter().map(|u| (u.id, u.name)).collect(),
+            users: store
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.name))
+                .collect(),
             schedules: store
                 .schedules()
                 .await?
                 .into_iter()
                 .map(|s| (s.id, s.name))
                 .collect(),
-            teams: store.teams().await?.into_iter().map(|t| (t.id, t.name)).collect(),
+            teams: store
+                .teams()
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect(),
             policies: store
                 .escalation_policies()
                 .await?

@@ -129,7 +129,13 @@ fn groups(names: &Names, own: Option<i64>, selected: &[String]) -> Vec<TargetGro
     ]
 }
 
-fn level_form(names: &Names, own: Option<i64>, idx: usize, delay: String, targets: &[String]) -> LevelForm {
+fn level_form(
+    names: &Names,
+    own: Option<i64>,
+    idx: usize,
+    delay: String,
+    targets: &[String],
+) -> LevelForm {
     LevelForm {
         idx,
         number: idx + 1,
@@ -157,7 +163,9 @@ fn form_of(names: &Names, p: Option<&StoredPolicy>) -> PolicyForm {
     PolicyForm {
         name: p.map(|p| p.name.clone()).unwrap_or_default(),
         description: p.map(|p| p.description.clone()).unwrap_or_default(),
-        repeat: p.map(|p| p.repeat.to_string()).unwrap_or_else(|| "0".into()),
+        repeat: p
+            .map(|p| p.repeat.to_string())
+            .unwrap_or_else(|| "0".into()),
         levels,
     }
 }
@@ -232,14 +240,22 @@ fn request_from(pairs: &[(String, String)]) -> Result<PolicyRequest, ApiError> {
         let delay_minutes = match delay.as_str() {
             "" => 0,
             d => d.parse().map_err(|_| {
-                invalid(format!("levels[{i}].delay_minutes"), "must be a whole number of minutes")
+                invalid(
+                    format!("levels[{i}].delay_minutes"),
+                    "must be a whole number of minutes",
+                )
             })?,
         };
         let targets = raw
             .iter()
             .map(|v| parse_target(v))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| invalid(format!("levels[{i}].targets"), "choose targets from the list"))?;
+            .ok_or_else(|| {
+                invalid(
+                    format!("levels[{i}].targets"),
+                    "choose targets from the list",
+                )
+            })?;
         levels.push(Level {
             targets,
             delay_minutes,

@@ -15,9 +15,9 @@ use tocsin_store::StoreError;
 
 use super::calendar::{self, Calendar, RowData};
 use crate::api::schedules::shifts_of;
+use crate::state::AppState;
 use crate::web::common::{page, see_other, Chrome, WebError, WebResult};
 use crate::web::session::{AsResponder, AsViewer, CsrfForm};
-use crate::state::AppState;
 use crate::ApiError;
 
 /// How far ahead the list of upcoming overrides looks.
@@ -236,11 +236,24 @@ async fn render(
     let cal = calendar::layout(tz, &days, &rows, &colour, &names, now);
     let mut legend: Vec<(usize, String)> = colour
         .iter()
-        .filter(|(u, _)| finals.iter().any(|x| x.user_id == **u) || rows.iter().any(|r| r.bars.iter().any(|b| b.0 == **u)))
-        .map(|(u, c)| (*c, names.get(u).cloned().unwrap_or_else(|| format!("user {u}"))))
+        .filter(|(u, _)| {
+            finals.iter().any(|x| x.user_id == **u)
+                || rows.iter().any(|r| r.bars.iter().any(|b| b.0 == **u))
+        })
+        .map(|(u, c)| {
+            (
+                *c,
+                names.get(u).cloned().unwrap_or_else(|| format!("user {u}")),
+            )
+        })
         .collect();
     legend.sort();
-    let who_name = |u: i64| names.get(&u).cloned().unwrap_or_else(|| format!("user {u}"));
+    let who_name = |u: i64| {
+        names
+            .get(&u)
+            .cloned()
+            .unwrap_or_else(|| format!("user {u}"))
+    };
     let shifts = finals
         .iter()
         .map(|x| ShiftRow {
@@ -264,11 +277,19 @@ async fn render(
             user: who_name(o.user_id),
             from: chrome.time(&o.starts_at),
             to: chrome.time(&o.ends_at),
-            by: o.created_by.map(who_name).unwrap_or_else(|| "Tocsin".into()),
+            by: o
+                .created_by
+                .map(who_name)
+                .unwrap_or_else(|| "Tocsin".into()),
         })
         .collect();
     let view = if r.month { "month" } else { "week" };
-    let link = |view: &str, d: NaiveDate| format!("/oncall/schedules/{id}?view={view}&start={}", d.format("%Y-%m-%d"));
+    let link = |view: &str, d: NaiveDate| {
+        format!(
+            "/oncall/schedules/{id}?view={view}&start={}",
+            d.format("%Y-%m-%d")
+        )
+    };
     let (status, error) = match error {
         Some((st, e)) => (st, Some(e)),
         None => (StatusCode::OK, None),
@@ -282,7 +303,14 @@ async fn render(
         prev: link(view, r.prev),
         next: link(view, r.next),
         today: format!("/oncall/schedules/{id}?view={view}"),
-        week_link: link("week", if r.month { r.prev + Months::new(1) } else { r.first }),
+        week_link: link(
+            "week",
+            if r.month {
+                r.prev + Months::new(1)
+            } else {
+                r.first
+            },
+        ),
         month_link: link("month", r.first + Duration::days(6)),
         cal,
         legend: legend
@@ -330,13 +358,19 @@ pub(super) async fn create_override(
             .parse::<i64>()
             .map_err(|_| ("user_id", "choose one from the list".to_string()))?;
         let local = |field: &'static str, v: &Option<String>| {
-            let v = v.as_deref().ok_or((field, "enter a date and time".to_string()))?;
+            let v = v
+                .as_deref()
+                .ok_or((field, "enter a date and time".to_string()))?;
             calendar::parse_local(tz, v).ok_or((
                 field,
                 format!("not a time that exists in {}: YYYY-MM-DDTHH:MM", tz.name()),
             ))
         };
-        Ok::<_, (&str, String)>((user_id, local("starts_at", &f.starts_at)?, local("ends_at", &f.ends_at)?))
+        Ok::<_, (&str, String)>((
+            user_id,
+            local("starts_at", &f.starts_at)?,
+            local("ends_at", &f.ends_at)?,
+        ))
     })();
     let refused = |field: &str, message: &str| format!("{field}: {message}");
     let q = CalQuery::default();
@@ -344,7 +378,15 @@ pub(super) async fn create_override(
         Ok(x) => x,
         Err((field, message)) => {
             let msg = refused(field, &message);
-            return render(&state, &who.0, id, &q, f, Some((StatusCode::UNPROCESSABLE_ENTITY, msg))).await;
+            return render(
+                &state,
+                &who.0,
+                id,
+                &q,
+                f,
+                Some((StatusCode::UNPROCESSABLE_ENTITY, msg)),
+            )
+            .await;
         }
     };
     match state
@@ -358,7 +400,15 @@ pub(super) async fn create_override(
         ))),
         Err(StoreError::Invalid(e)) => {
             let msg = refused(&e.field, &e.message);
-            render(&state, &who.0, id, &q, f, Some((StatusCode::UNPROCESSABLE_ENTITY, msg))).await
+            render(
+                &state,
+                &who.0,
+                id,
+                &q,
+                f,
+                Some((StatusCode::UNPROCESSABLE_ENTITY, msg)),
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
