@@ -39,16 +39,16 @@ const MAX_DESCRIPTION: usize = 2000;
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyRequest {
     /// Unique name, e.g. `Platform`.
-    name: String,
+    pub(crate) name: String,
     /// What it is for.
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// The levels, first paged first; each has targets
     /// (`{"user": 1}`, `{"schedule": 2}`, `{"team": 3}`, `{"policy": 4}`) and a delay.
-    levels: Vec<Level>,
+    pub(crate) levels: Vec<Level>,
     /// How many times the whole policy runs again after the first pass (0–9).
     #[serde(default)]
-    repeat: u32,
+    pub(crate) repeat: u32,
 }
 
 /// Which escalation policy a service uses.
@@ -154,16 +154,45 @@ async fn create_policy(
     c: AsAdmin,
     ApiJson(r): ApiJson<PolicyRequest>,
 ) -> ApiResult<(StatusCode, Json<StoredPolicy>)> {
+    let created = create(&state, &c.actor(), r).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks and stores a new policy (the API's and the web form's one way in).
+pub(crate) async fn create(
+    state: &AppState,
+    actor: &tocsin_store::Actor,
+    r: PolicyRequest,
+) -> ApiResult<StoredPolicy> {
     let name = checked_text(&r)?;
     let policy = tocsin_core::escalation::EscalationPolicy {
         levels: r.levels,
         repeat: r.repeat,
     };
-    let created = state
+    Ok(state
         .store
-        .create_escalation_policy(&name, &r.description, &policy, &c.actor(), state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+        .create_escalation_policy(&name, &r.description, &policy, actor, state.now())
+        .await?)
+}
+
+/// Checks and stores a policy's replacement (the API's and the web form's one way in).
+pub(crate) async fn replace(
+    state: &AppState,
+    actor: &tocsin_store::Actor,
+    id: i64,
+    r: PolicyRequest,
+) -> ApiResult<StoredPolicy> {
+    let name = checked_text(&r)?;
+    let changes = PolicyChanges {
+        name: Some(name),
+        description: Some(r.description),
+        levels: Some(r.levels),
+        repeat: Some(r.repeat),
+    };
+    Ok(state
+        .store
+        .update_escalation_policy(id, &changes, actor, state.now())
+        .await?)
 }
 
 /// Read an escalation policy.
@@ -192,19 +221,7 @@ async fn update_policy(
     ApiJson(r): ApiJson<PolicyRequest>,
 ) -> ApiResult<Json<StoredPolicy>> {
     let id = path_id("id", &id)?;
-    let name = checked_text(&r)?;
-    let changes = PolicyChanges {
-        name: Some(name),
-        description: Some(r.description),
-        levels: Some(r.levels),
-        repeat: Some(r.repeat),
-    };
-    Ok(Json(
-        state
-            .store
-            .update_escalation_policy(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    Ok(Json(replace(&state, &c.actor(), id, r).await?))
 }
 
 /// Delete an escalation policy that no service uses and no other policy hands off to.
@@ -356,7 +373,12 @@ async fn reach(
     Ok(out)
 }
 
-async fn on_call(state: &AppState, p: &StoredPolicy, at: Timestamp) -> ApiResult<PolicyOnCall> {
+/// Who each level of `p` would page at `at` (the API's and the pages' one answer).
+pub(crate) async fn on_call(
+    state: &AppState,
+    p: &StoredPolicy,
+    at: Timestamp,
+) -> ApiResult<PolicyOnCall> {
     let names: HashMap<i64, String> = state
         .store
         .users()

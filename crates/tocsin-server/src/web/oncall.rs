@@ -1,9 +1,0 @@
-//! Pages to come; see web/mod.rs.
-
-use axum::Router;
-
-use crate::state::AppState;
-
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-}
