@@ -33,27 +33,46 @@ const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 pub struct LoginFailures(Mutex<HashMap<String, (u32, Timestamp)>>);
 
 impl LoginFailures {
-    /// Is this address paused? Forgets failures older than the window.
-    fn paused(&self, email: &str, now: Timestamp) -> bool {
+    /// Counts an attempt before its password is checked, so parallel guesses
+    /// cannot all pass the check first; `false`: the address is paused.
+    /// Forgets failures older than the window.
+    fn reserve(&self, email: &str, now: Timestamp) -> bool {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f.retain(|_, (_, first)| now - *first < FAILURE_WINDOW);
-        f.get(email).is_some_and(|(n, _)| *n >= MAX_FAILURES)
-    }
-
-    fn record(&self, email: &str, now: Timestamp) {
-        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if f.len() > 100_000 {
-            f.clear();
+        if f.len() >= MAX_TRACKED {
+            // Forget the older half, never everyone: a flood of made-up addresses
+            // must not reset the count of the one being guessed.
+            let mut firsts: Vec<Timestamp> = f.values().map(|(_, t)| *t).collect();
+            firsts.sort();
+            let cut = firsts[firsts.len() / 2];
+            f.retain(|k, (_, t)| *t > cut || k == email);
         }
-        f.entry(email.to_string()).or_insert((0, now)).0 += 1;
+        let e = f.entry(email.to_string()).or_insert((0, now));
+        if e.0 >= MAX_FAILURES {
+            return false;
+        }
+        e.0 += 1;
+        true
     }
 
+    /// A right password: the address's reserved attempt and failures are forgotten.
     fn clear(&self, email: &str) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(email);
     }
+}
+
+/// Addresses tracked at most (a few MB).
+const MAX_TRACKED: usize = 100_000;
+/// Password checks at a time: each takes ~19 MiB and a core for tens of ms, so a
+/// flood of sign-ins waits here instead of exhausting memory.
+const CHECKS_AT_ONCE: usize = 2;
+
+fn checks() -> &'static tokio::sync::Semaphore {
+    static S: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    S.get_or_init(|| tokio::sync::Semaphore::new(CHECKS_AT_ONCE))
 }
 
 pub(super) fn routes() -> Router<AppState> {
@@ -81,7 +100,17 @@ struct NextQuery {
 /// cannot send someone elsewhere after they sign in.
 fn local(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Browsers drop tabs and newlines from URLs (`/\t/evil` becomes `//evil`) and
+        // read `\` as `/`: any of them, or a second slash, and it is home instead.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control)
+                && n.parse::<axum::http::Uri>().is_ok() =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -184,7 +213,7 @@ async fn sign_in(
         ));
     }
     let key = c.email.trim().to_lowercase();
-    if state.login_failures.paused(&key, state.now()) {
+    if !state.login_failures.reserve(&key, state.now()) {
         tracing::warn!(email = %key, "sign-in paused after repeated wrong passwords");
         return Ok(login_page(
             &state,
@@ -198,15 +227,21 @@ async fn sign_in(
     let found = state.store.user_by_email(c.email.trim()).await?;
     let (user, hash) = match found {
         Some((u, Some(h))) if u.active => (Some(u), h),
-        _ => (None, decoy_hash().to_string()),
+        // Checked against the decoy (made on the blocking thread, once).
+        _ => (None, String::new()),
     };
     let pw = c.password.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+    let ok = match checks().acquire().await {
+        Ok(_permit) => tokio::task::spawn_blocking(move || {
+            let against = if hash.is_empty() { decoy_hash() } else { &hash };
+            password::verify(&pw, against)
+        })
         .await
-        .unwrap_or(false);
+        .unwrap_or(false),
+        Err(_) => false,
+    };
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(email = %key, "sign-in refused");
-        state.login_failures.record(&key, state.now());
         return Ok(login_page(
             &state,
             &headers,
@@ -253,6 +288,9 @@ mod tests {
             "//evil.example/",
             "https://evil.example/",
             "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/x\r\nSet-Cookie: a=b",
             "evil",
             "",
         ] {

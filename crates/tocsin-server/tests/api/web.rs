@@ -361,7 +361,69 @@ async fn repeated_wrong_passwords_pause_sign_in(app: TestApp) {
     assert!(sign_in(&app, &email, PASSWORD).await.is_ok());
 }
 
+async fn the_live_stream_tells_of_changes_and_ends_with_the_session(app: TestApp) {
+    let web = signed_in(&app, "viewer").await;
+    let mut stream = web
+        .http
+        .get(format!("{}/live", web.base))
+        .header("cookie", &web.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    // The stream starts from the log's newest event once its reader is up; keep
+    // making changes until one arrives (bounded: 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = String::new();
+    let mut declared = Vec::new();
+    while !declared
+        .iter()
+        .any(|id: &i64| seen.contains(&format!("\"incident_id\":{id}")))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no change arrived: {seen}"
+        );
+        // A token is an admin's business: never told to a viewer's stream.
+        let t = app
+            .post(
+                "/api/v1/tokens",
+                json!({ "name": "live", "user_id": app.admin_id }),
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::CREATED);
+        let inc = app
+            .declare(json!({ "title": "Live one", "severity": "SEV3" }))
+            .await;
+        declared.push(inc["id"].as_i64().unwrap());
+        if let Ok(Ok(Some(chunk))) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), stream.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(seen.contains("event: change"), "{seen}");
+    assert!(!seen.contains("\"entity\":\"token\""), "{seen}");
+    assert!(!seen.contains("Live one"), "heads only, never data: {seen}");
+    drop(stream);
+    // Signed out, the stream cannot be opened again.
+    web.post("/logout", &[]).await;
+    let again = web
+        .http
+        .get(format!("{}/live", web.base))
+        .header("cookie", &web.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
 crate::both_backends!(
+    the_live_stream_tells_of_changes_and_ends_with_the_session,
     repeated_wrong_passwords_pause_sign_in,
     signing_in_and_out,
     sign_in_form_refuses_cross_site_posts,

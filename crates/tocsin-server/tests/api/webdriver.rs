@@ -326,10 +326,17 @@ impl Browser {
 
     /// Waits for an element, then clicks it.
     pub async fn click_on(&self, css: &str) {
-        let e = self.wait_find(css).await;
-        self.click(&e)
-            .await
-            .unwrap_or_else(|err| panic!("click {css}: {err}"));
+        // A live refresh may replace the element between finding and clicking it:
+        // find it again, as a person would click the button now on the screen.
+        for _ in 0..5 {
+            let e = self.wait_find(css).await;
+            match self.click(&e).await {
+                Ok(_) => return,
+                Err(err) if err.to_string().contains("stale element") => continue,
+                Err(err) => panic!("click {css}: {err}"),
+            }
+        }
+        panic!("click {css}: the element kept being replaced");
     }
 
     /// Waits for an element, then types into it.

@@ -15,10 +15,18 @@
     return false;
   }
 
-  var pending = null, busy = false, again = false;
+  // At most one refresh every MIN_GAP ms however busy the log is (an alert
+  // storm must not turn every open dashboard into a stream of page loads).
+  var MIN_GAP = 1500;
+  var pending = null, busy = false, again = false, last = 0, held = false;
+  function typing(region) {
+    var a = document.activeElement;
+    return a && region.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName);
+  }
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
+    last = Date.now();
     fetch(location.href, { headers: { "X-Tocsin-Live": "1" }, credentials: "same-origin" })
       .then(function (r) {
         if (r.redirected || !r.ok) throw new Error("status " + r.status);
@@ -26,11 +34,14 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
+        // Elapsed times as this page shows them, so only real changes differ.
+        ticks(doc);
         document.querySelectorAll("[data-live-region]").forEach(function (old) {
           var fresh = doc.getElementById(old.id);
           if (!fresh) return;
-          // Never pull a form out from under someone typing in it.
-          if (old.contains(document.activeElement) && document.activeElement !== body) { again = true; return; }
+          // Never pull a form field out from under someone typing in it: this
+          // region waits until they leave it.
+          if (typing(old)) { held = true; return; }
           if (old.innerHTML !== fresh.innerHTML) {
             old.replaceWith(fresh);
             fresh.classList.add("flash-new");
@@ -47,9 +58,13 @@
       });
   }
   function schedule() {
-    if (pending) clearTimeout(pending);
-    pending = setTimeout(refresh, 150);
+    if (pending) return;
+    var wait = Math.max(150, last + MIN_GAP - Date.now());
+    pending = setTimeout(function () { pending = null; refresh(); }, wait);
   }
+  document.addEventListener("focusout", function () {
+    if (held) { held = false; schedule(); }
+  });
 
   if (scope && window.EventSource) {
     var es = new EventSource("/live");
@@ -57,8 +72,9 @@
       try { if (concerns(JSON.parse(e.data))) schedule(); } catch (_) {}
     });
     es.addEventListener("reload", schedule);
-    // After a dropped connection, catch up on whatever was missed.
-    es.addEventListener("open", function () { if (body.hasAttribute("data-live-seen")) schedule(); body.setAttribute("data-live-seen", ""); });
+    // Catch up on whatever changed between the page being made and the stream
+    // opening, and after a dropped connection.
+    es.addEventListener("open", function () { body.setAttribute("data-live-seen", ""); schedule(); });
   }
 
   // Elapsed times: <time data-since="2026-11-24T10:00:00Z">.
@@ -68,13 +84,13 @@
     if (s < 86400) { var m = Math.floor((s % 3600) / 60); return Math.floor(s / 3600) + "h " + (m < 10 ? "0" : "") + m + "m"; }
     return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
   }
-  function ticks() {
-    document.querySelectorAll("time[data-since]").forEach(function (t) {
+  function ticks(root) {
+    (root || document).querySelectorAll("time[data-since]").forEach(function (t) {
       var since = Date.parse(t.getAttribute("data-since"));
       if (!isNaN(since)) t.textContent = fmt(Math.max(0, Math.floor((Date.now() - since) / 1000)));
     });
   }
-  setInterval(ticks, 15000);
+  setInterval(function () { ticks(); }, 15000);
 
   // <form data-confirm="Resolve INC-4?">
   document.addEventListener("submit", function (e) {
