@@ -68,10 +68,16 @@ pub(crate) fn routes() -> Router<AppState> {
 /// caching of pages that show incident data.
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
+    // A response may carry its own, stricter policy too (an attachment's
+    // `sandbox`): it is kept beside the pages' one, and browsers enforce both.
+    let own = h.remove(header::CONTENT_SECURITY_POLICY);
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    if let Some(own) = own {
+        h.append(header::CONTENT_SECURITY_POLICY, own);
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

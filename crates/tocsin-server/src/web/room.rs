@@ -10,6 +10,7 @@ mod view;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -158,7 +159,9 @@ fn user_id(field: &str, v: &str) -> WebResult<i64> {
 }
 
 /// Roles and assignee: one select per role (several values for roles with
-/// several holders); an empty select clears. Only what changed is sent.
+/// several holders); an empty select clears. Only what the person changed
+/// (against what their form showed, its `orig`) is sent, so a stale form never
+/// undoes someone else's assignment.
 async fn assign(
     State(state): State<AppState>,
     who: AsResponder,
@@ -167,15 +170,22 @@ async fn assign(
 ) -> WebResult<Response> {
     let id = incident_id(&number)?;
     let cur = state.store.incident(id).await?;
+    let shown = as_shown(&cur, &pairs)?;
+    let has_orig = field(&pairs, ORIG).is_some();
     let mut patch = IncidentPatch::default();
     let mut roles = BTreeMap::new();
     for r in state.settings.roles() {
         let key = format!("role.{}", r.name);
+        // A multiple select with nothing chosen posts nothing: with the form's
+        // `orig` that means "none"; a hand-made post without it leaves the role.
+        if !has_orig && field(&pairs, &key).is_none() {
+            continue;
+        }
         let mut held = Vec::new();
         for v in fields(&pairs, &key).into_iter().filter(|v| !v.is_empty()) {
             held.push(user_id(&format!("roles.{}", r.name), v)?);
         }
-        if cur.roles.get(&r.name).cloned().unwrap_or_default() != held {
+        if shown.roles.get(&r.name).cloned().unwrap_or_default() != held {
             roles.insert(r.name, held);
         }
     }
@@ -187,11 +197,75 @@ async fn assign(
             "" => None,
             v => Some(user_id("assignee_id", v)?),
         };
-        if new != cur.assignee_id {
+        if new != shown.assignee_id {
             patch.assignee_id = new.map_or(Patch::Null, Patch::Set);
         }
     }
     update(&state, &who, &cur, &patch).await
+}
+
+/// The hidden field carrying what a form showed, as JSON of the incident's
+/// fields (the API's names): each save compares the posted values with it,
+/// not with the incident as it is now, and patches only what differs.
+pub(crate) const ORIG: &str = "orig";
+
+/// The fields the edit-details form shows.
+pub(crate) const DETAIL_FIELDS: &[&str] = &[
+    "title",
+    "severity",
+    "type",
+    "impact",
+    "urgency",
+    "service_ids",
+    "labels",
+    "description",
+    "root_cause",
+    "resolution_summary",
+    "custom_fields",
+];
+
+/// The fields the roles form shows.
+pub(crate) const ROLE_FIELDS: &[&str] = &["assignee_id", "roles"];
+
+/// `keys` of `inc` as the JSON the form's `orig` field carries.
+pub(crate) fn orig_of(inc: &Incident, keys: &[&str]) -> String {
+    let all = serde_json::to_value(inc).unwrap_or_default();
+    let picked: Map<String, Value> = keys
+        .iter()
+        .map(|k| ((*k).to_string(), all[*k].clone()))
+        .collect();
+    Value::Object(picked).to_string()
+}
+
+/// The incident as the posting form showed it: `cur` with the values of the
+/// form's `orig` in place of the current ones (only the fields forms show).
+/// A form without `orig` (a hand-made post) is compared with `cur`.
+fn as_shown(cur: &Incident, pairs: &[(String, String)]) -> WebResult<Incident> {
+    let Some(orig) = field(pairs, ORIG) else {
+        return Ok(cur.clone());
+    };
+    let damaged = || invalid(ORIG, "the form is damaged; reload the page and try again");
+    let orig: Map<String, Value> = serde_json::from_str(orig).map_err(|_| damaged())?;
+    let mut doc = match serde_json::to_value(cur) {
+        Ok(Value::Object(m)) => m,
+        _ => return Ok(cur.clone()),
+    };
+    for (k, v) in orig {
+        if DETAIL_FIELDS.contains(&k.as_str()) || ROLE_FIELDS.contains(&k.as_str()) {
+            doc.insert(k, v);
+        }
+    }
+    serde_json::from_value(Value::Object(doc)).map_err(|_| damaged())
+}
+
+/// Labels as the form's textarea holds them: one per line (a label may hold
+/// a comma).
+pub(crate) fn parse_labels(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 async fn update(
@@ -244,19 +318,23 @@ fn custom_value(kind: FieldKind, name: &str, posted: &[&str]) -> WebResult<Value
     })
 }
 
-/// Optional text: empty clears.
+/// Optional text from a textarea: blank clears. Compared as posted (browsers
+/// send CRLF), so text with leading or trailing blank lines is not rewritten.
 fn nullable(posted: Option<&str>, cur: &Option<String>) -> Patch<String> {
-    match posted.map(str::trim) {
-        None => Patch::Absent,
-        Some("") if cur.is_none() => Patch::Absent,
-        Some("") => Patch::Null,
-        Some(v) if Some(v) == cur.as_deref() => Patch::Absent,
-        Some(v) => Patch::Set(v.into()),
+    let Some(v) = posted.map(|v| v.replace("\r\n", "\n")) else {
+        return Patch::Absent;
+    };
+    match v {
+        v if Some(v.as_str()) == cur.as_deref() => Patch::Absent,
+        v if v.trim().is_empty() && cur.is_none() => Patch::Absent,
+        v if v.trim().is_empty() => Patch::Null,
+        v => Patch::Set(v),
     }
 }
 
-/// The edit form: every field it shows is posted; only what differs from the
-/// incident goes into the patch, so an untouched form records nothing.
+/// The edit form: every field it shows is posted; only what differs from what
+/// the form showed (its `orig`) goes into the patch, so an untouched form
+/// records nothing and a stale one never reverts another person's change.
 async fn edit_fields(
     State(state): State<AppState>,
     who: AsResponder,
@@ -265,21 +343,22 @@ async fn edit_fields(
 ) -> WebResult<Response> {
     let id = incident_id(&number)?;
     let cur = state.store.incident(id).await?;
+    let shown = as_shown(&cur, &pairs)?;
     let mut p = IncidentPatch::default();
     if let Some(t) = field(&pairs, "title") {
-        if t.trim() != cur.title {
+        if t.trim() != shown.title {
             p.title = Patch::Set(t.trim().into());
         }
     }
-    if let Some(s) = field(&pairs, "severity").filter(|s| *s != cur.severity) {
+    if let Some(s) = field(&pairs, "severity").filter(|s| *s != shown.severity) {
         p.severity = Patch::Set(s.into());
     }
-    if let Some(t) = field(&pairs, "type").filter(|t| *t != cur.incident_type) {
+    if let Some(t) = field(&pairs, "type").filter(|t| *t != shown.incident_type) {
         p.incident_type = Patch::Set(t.into());
     }
     for (key, cur_level, slot) in [
-        ("impact", cur.impact, &mut p.impact),
-        ("urgency", cur.urgency, &mut p.urgency),
+        ("impact", shown.impact, &mut p.impact),
+        ("urgency", shown.urgency, &mut p.urgency),
     ] {
         if let Some(v) = field(&pairs, key) {
             let l = Level::parse(v).ok_or_else(|| invalid(key, "must be high, medium or low"))?;
@@ -291,12 +370,15 @@ async fn edit_fields(
     if let Some(d) = field(&pairs, "description") {
         // Browsers post CRLF; compare as the page showed it.
         let d = d.replace("\r\n", "\n");
-        if d != cur.description {
+        if d != shown.description {
             p.description = Patch::Set(d);
         }
     }
-    p.root_cause = nullable(field(&pairs, "root_cause"), &cur.root_cause);
-    p.resolution_summary = nullable(field(&pairs, "resolution_summary"), &cur.resolution_summary);
+    p.root_cause = nullable(field(&pairs, "root_cause"), &shown.root_cause);
+    p.resolution_summary = nullable(
+        field(&pairs, "resolution_summary"),
+        &shown.resolution_summary,
+    );
     if field(&pairs, "services_shown").is_some() {
         let mut ids = Vec::new();
         for v in fields(&pairs, "service_ids") {
@@ -305,18 +387,13 @@ async fn edit_fields(
                     .map_err(|_| invalid("service_ids", "choose services from the list"))?,
             );
         }
-        if ids != cur.service_ids {
+        if ids != shown.service_ids {
             p.service_ids = Patch::Set(ids);
         }
     }
     if let Some(l) = field(&pairs, "labels") {
-        let labels: Vec<String> = l
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        if labels != cur.labels {
+        let labels = parse_labels(l);
+        if labels != shown.labels {
             p.labels = Patch::Set(labels);
         }
     }
@@ -324,12 +401,12 @@ async fn edit_fields(
     for f in &state.settings.custom_fields {
         let key = format!("cf.{}", f.name);
         let posted = fields(&pairs, &key);
-        let shown = field(&pairs, &format!("cf_shown.{}", f.name)).is_some();
-        if posted.is_empty() && !shown {
+        let in_form = field(&pairs, &format!("cf_shown.{}", f.name)).is_some();
+        if posted.is_empty() && !in_form {
             continue;
         }
         let v = custom_value(f.kind, &f.name, &posted)?;
-        if cur.custom_fields.get(&f.name).unwrap_or(&Value::Null) != &v {
+        if shown.custom_fields.get(&f.name).unwrap_or(&Value::Null) != &v {
             custom.insert(f.name.clone(), v);
         }
     }
@@ -347,7 +424,18 @@ struct RelatedForm {
     unlink: Option<String>,
 }
 
+/// The one link a related-incidents form adds, or the `kind:incident_id` of the
+/// one it removes.
+enum LinkChange {
+    Add(Relation),
+    Remove(String),
+}
+
 /// Links another incident (or removes a link) through the patch's `related`.
+/// The list is read right before the write and only the one link is added or
+/// removed, so a form never drops links made since it was drawn. Two links
+/// saved in the same instant can still race (the store has no "add one
+/// relation" call; `related` is written whole), and then one is lost.
 async fn link_related(
     State(state): State<AppState>,
     who: AsResponder,
@@ -355,36 +443,44 @@ async fn link_related(
     CsrfForm(f): CsrfForm<RelatedForm>,
 ) -> WebResult<Response> {
     let id = incident_id(&number)?;
+    let change = match f.unlink.as_deref() {
+        Some(u) => LinkChange::Remove(u.to_string()),
+        None => {
+            let kind = f
+                .kind
+                .as_deref()
+                .and_then(RelationKind::parse)
+                .ok_or_else(|| invalid("kind", "choose how the incidents relate"))?;
+            let other = f
+                .number
+                .as_deref()
+                .map(str::trim)
+                .ok_or_else(|| invalid("number", "give the other incident's number"))?;
+            let other = incident_id(other)?;
+            // A link to an incident that does not exist is refused by name.
+            state.store.incident(other).await.map_err(|e| match e {
+                tocsin_store::StoreError::NotFound { .. } => {
+                    invalid("number", format!("INC-{other} does not exist"))
+                }
+                e => e.into(),
+            })?;
+            LinkChange::Add(Relation {
+                kind,
+                incident_id: other,
+            })
+        }
+    };
     let cur = state.store.incident(id).await?;
     let mut related = cur.related.clone();
-    if let Some(u) = f.unlink.as_deref() {
-        related.retain(|r| format!("{}:{}", r.kind.as_str(), r.incident_id) != u);
-    } else {
-        let kind = f
-            .kind
-            .as_deref()
-            .and_then(RelationKind::parse)
-            .ok_or_else(|| invalid("kind", "choose how the incidents relate"))?;
-        let other = f
-            .number
-            .as_deref()
-            .map(str::trim)
-            .ok_or_else(|| invalid("number", "give the other incident's number"))?;
-        let other = incident_id(other)?;
-        // A link to an incident that does not exist is refused by name.
-        state.store.incident(other).await.map_err(|e| match e {
-            tocsin_store::StoreError::NotFound { .. } => {
-                invalid("number", format!("INC-{other} does not exist"))
-            }
-            e => e.into(),
-        })?;
-        let rel = Relation {
-            kind,
-            incident_id: other,
-        };
-        if !related.contains(&rel) {
-            related.push(rel);
+    match &change {
+        LinkChange::Remove(u) => {
+            related.retain(|r| &format!("{}:{}", r.kind.as_str(), r.incident_id) != u)
         }
+        LinkChange::Add(rel) if !related.contains(rel) => related.push(rel.clone()),
+        LinkChange::Add(_) => {}
+    }
+    if related == cur.related {
+        return Ok(see_other(back(&cur.number)));
     }
     let patch = IncidentPatch {
         related: Patch::Set(related),
@@ -443,7 +539,10 @@ async fn mark_note(
     Ok(see_other(format!("{}#timeline", back(&number))))
 }
 
-/// An attachment for a browser (the API's download needs a token).
+/// An attachment for a browser (the API's download needs a token). It is
+/// served from the UI's own origin, so whatever type the uploader claimed it is
+/// sent as opaque bytes in a sandbox: a `text/javascript` upload must never
+/// count as the site's own script, nor an HTML one run as a page.
 async fn download(
     State(state): State<AppState>,
     _who: AsViewer,
@@ -454,5 +553,15 @@ async fn download(
         .store
         .attachment_content(incident_id(&number)?, attachment_id)
         .await?;
-    Ok(crate::api::records::download(meta, content))
+    let mut resp = crate::api::records::download(meta, content);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    Ok(resp)
 }

@@ -447,23 +447,52 @@ async fn create_key(
             return detail_page(&state, &who.0, id, refused(m)).await;
         }
     };
-    let new_key = NewKey {
-        snippets: snippets(&base_url(&state, &headers), k.record.id, &k.secret),
-        name: k.record.name,
-        secret: k.secret,
+    // The secret exists only in this answer: if the full page cannot be drawn,
+    // it is shown on a page built from what the create returned alone, and if
+    // even that fails the key is revoked rather than left live and unknown.
+    let base = base_url(&state, &headers);
+    let new_key = || NewKey {
+        snippets: snippets(&base, k.record.id, &k.secret),
+        name: k.record.name.clone(),
+        secret: k.secret.clone(),
     };
-    let mut resp = detail_page(
-        &state,
-        &who.0,
-        id,
-        KeyOutcome {
-            new_key: Some(new_key),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let outcome = KeyOutcome {
+        new_key: Some(new_key()),
+        ..Default::default()
+    };
+    let mut resp = match detail_page(&state, &who.0, id, outcome).await {
+        Ok(resp) if resp.status().is_success() => resp,
+        full => {
+            if let Err(e) = &full {
+                tracing::error!(error = ?e, "service page after creating a key failed");
+            }
+            let alone = page(&NewKeyPage {
+                chrome: Chrome::new(&who.0, "services", "Integration key created"),
+                id,
+                new_key: new_key(),
+            });
+            if !alone.status().is_success() {
+                state
+                    .store
+                    .revoke_integration_key(id, k.record.id, &who.actor(), state.now())
+                    .await?;
+                return full;
+            }
+            alone
+        }
+    };
     *resp.status_mut() = StatusCode::CREATED;
     Ok(resp)
+}
+
+/// A key just created, on a page of its own: what `create_key` shows when the
+/// service's page cannot be drawn (it needs no further reads).
+#[derive(Template)]
+#[template(path = "service_key.html")]
+struct NewKeyPage {
+    chrome: Chrome,
+    id: i64,
+    new_key: NewKey,
 }
 
 async fn revoke_key(

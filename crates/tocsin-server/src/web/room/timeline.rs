@@ -190,7 +190,11 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
     let d = &e.data;
     let s = |k: &str| text(&d[k]);
     match e.kind.as_str() {
-        "incident.declared" => format!("declared the incident ({})", s("severity")),
+        // The event holds the incident as declared.
+        "incident.declared" => format!(
+            "declared the incident ({})",
+            text(&d["incident"]["severity"])
+        ),
         "incident.updated" => format!("changed {}", changes(e, users)),
         "incident.status_changed" => {
             let reopened = if d["reopened"].as_bool() == Some(true) {
@@ -210,7 +214,7 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
         ),
         "incident.closure_confirmed" => "confirmed closure: the incident is closed".into(),
         "incident.closure_rejected" => {
-            "rejected closure: the incident is reopened (investigating)".into()
+            format!("rejected closure: the incident is reopened ({})", s("to"))
         }
         "incident.note_added" => match d["kind"].as_str() {
             Some("decision") => "recorded a decision".into(),
@@ -277,7 +281,7 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
         "escalation.acknowledged" => "stopped paging: acknowledged".into(),
         "escalation.cancelled" => "stopped paging: resolved".into(),
         "escalation.exhausted" => format!("paging ran out: {}", s("message")),
-        "escalation.not_started" => format!("could not start paging: {}", s("message")),
+        "escalation.not_started" => format!("could not start paging: {}", s("reason")),
         "notification.sent" => format!(
             "notification to {} sent via {}",
             user(&d["user_id"], users),
@@ -315,5 +319,148 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
         "alert.suppressed" => "alert suppressed:".into(),
         "alert.unsuppressed" => "alert no longer suppressed:".into(),
         other => other.replace(['.', '_'], " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(kind: &str, data: Value) -> Event {
+        Event {
+            id: 1,
+            at: chrono::DateTime::UNIX_EPOCH,
+            actor_id: None,
+            actor: "system".into(),
+            entity: "incident".into(),
+            entity_id: 7,
+            incident_id: Some(7),
+            kind: kind.into(),
+            data,
+        }
+    }
+
+    /// Every kind the store writes onto an incident's timeline, with the data
+    /// its `json!` writes (see tocsin-store: incidents, escalations, notes,
+    /// delivery, action_links, phone_replies, alerts, grouping, suppress), and
+    /// the words its sentence must show. No sentence may fall back to "—".
+    #[test]
+    fn sentences_read_the_data_the_store_writes() {
+        let users = HashMap::from([(3, "Carol".to_string())]);
+        let cases = [
+            (
+                "incident.declared",
+                json!({ "incident": { "severity": "SEV2", "title": "x" } }),
+                "declared the incident (SEV2)",
+            ),
+            (
+                "escalation.not_started",
+                json!({ "reason": "the service has no escalation policy" }),
+                "could not start paging: the service has no escalation policy",
+            ),
+            (
+                "incident.updated",
+                json!({ "changes": [{ "field": "severity", "old": "SEV3", "new": "SEV1" }] }),
+                "changed severity: SEV3 → SEV1",
+            ),
+            (
+                "incident.status_changed",
+                json!({ "from": "resolved", "to": "investigating", "reopened": true, "changes": [] }),
+                "from resolved to investigating (reopened)",
+            ),
+            (
+                "incident.closure_requested",
+                json!({ "reporter_id": 3, "changes": [] }),
+                "waiting for Carol",
+            ),
+            (
+                "incident.closure_rejected",
+                json!({ "from": "resolved", "to": "investigating", "changes": [] }),
+                "reopened (investigating)",
+            ),
+            (
+                "incident.note_added",
+                json!({ "note_id": 1, "body": "b", "kind": "decision", "approved_by": null }),
+                "recorded a decision",
+            ),
+            (
+                "incident.note_marked",
+                json!({ "note_id": 4, "changes": [
+                    { "field": "kind", "old": "note", "new": "approval" },
+                    { "field": "approved_by", "old": null, "new": 3 } ] }),
+                "marked note #4 as approval",
+            ),
+            (
+                "incident.attachment_added",
+                json!({ "attachment_id": 2, "filename": "dump.txt", "content_type": "text/plain",
+                        "size": 12, "sha256": "ab", "kind": "note", "approved_by": null }),
+                "attached dump.txt (12 bytes)",
+            ),
+            (
+                "incident.action_link_used",
+                json!({ "action": "acknowledge", "changed": true, "status": "acknowledged" }),
+                "acknowledged the incident by the link in a page",
+            ),
+            (
+                "incident.sms_reply",
+                json!({ "from": "+15550100", "action": "resolve", "changed": false, "status": "resolved" }),
+                "tried to resolve by a text-message reply",
+            ),
+            (
+                "escalation.started",
+                json!({ "escalation_policy_id": 1, "escalation_policy_name": "Ops",
+                        "service_id": 1, "urgency": "high" }),
+                "escalation policy Ops (high urgency)",
+            ),
+            (
+                "escalation.notified",
+                json!({ "level": 0, "round": 0, "due_at": null, "users": [3],
+                        "empty_targets": [], "unreachable_users": [], "notifications": [],
+                        "reason": "incident triggered" }),
+                "paged escalation level 1 (pass 1): Carol",
+            ),
+            (
+                "escalation.escalated",
+                json!({ "level": 1, "from": 0 }),
+                "escalated by hand to level 2",
+            ),
+            (
+                "escalation.exhausted",
+                json!({ "passes": 2, "message": "every level was notified 2 time(s)" }),
+                "paging ran out: every level was notified 2 time(s)",
+            ),
+            (
+                "notification.retrying",
+                json!({ "request_id": 1, "user_id": 3, "contact_method_id": 1, "channel": "sms",
+                        "attempt": 1, "http_status": 503, "provider_id": null,
+                        "reason": "busy", "retry_at": null, "level": 0 }),
+                "notification to Carol via sms failed; retrying (busy)",
+            ),
+            (
+                "notification.delivered",
+                json!({ "request_id": 1, "user_id": 3, "contact_method_id": 1, "channel": "sms",
+                        "attempt": 1, "provider_status": "delivered", "reason": null, "level": 0 }),
+                "notification to Carol delivered (delivered)",
+            ),
+            (
+                "notification.failed",
+                json!({ "request_id": 1, "user_id": 3, "contact_method_id": 1, "channel": "sms",
+                        "attempt": 1, "provider_status": "undelivered",
+                        "reason": "sms: undelivered", "level": 0 }),
+                "notification to Carol failed (sms: undelivered)",
+            ),
+            (
+                "notification.user_unreachable",
+                json!({ "user_id": 3, "level": 0, "round": 0, "escalating_to": 1 }),
+                "could not reach Carol",
+            ),
+        ];
+        for (kind, data, want) in cases {
+            let got = sentence(&event(kind, data), &users);
+            assert!(got.contains(want), "{kind}: {got:?} lacks {want:?}");
+            assert!(!got.contains('—'), "{kind}: {got:?}");
+        }
     }
 }

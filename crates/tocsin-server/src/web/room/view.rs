@@ -9,6 +9,7 @@ use tocsin_core::incident::{Level, RelationKind, Status};
 use tocsin_core::model::Incident;
 
 use super::timeline::{self, Item};
+use super::{orig_of, DETAIL_FIELDS, ROLE_FIELDS};
 use crate::state::AppState;
 use crate::web::common::{elapsed, severity_class};
 use crate::web::dashboard::{alert_rows, AlertRow};
@@ -110,8 +111,12 @@ pub(crate) struct RoomPage {
     pub types: Vec<Opt>,
     pub impacts: Vec<Opt>,
     pub urgencies: Vec<Opt>,
+    /// One label per line, for the labels textarea.
     pub labels: String,
     pub custom: Vec<CustomView>,
+    /// What the edit-details and roles forms show, posted back as their `orig`.
+    pub fields_orig: String,
+    pub roles_orig: String,
     pub related: Vec<RelView>,
     pub relation_kinds: Vec<Opt>,
     pub description_html: String,
@@ -149,6 +154,25 @@ pub(crate) fn notice(code: Option<&str>) -> Option<&'static str> {
         "escalated" => "Escalated: the level is being notified now.",
         _ => return None,
     })
+}
+
+/// `opts` with `current` selected, added as an option of its own if it is no
+/// longer configured: a select must show (and post back) the value the
+/// incident has, not fall back to its first option.
+fn with_current(mut opts: Vec<Opt>, current: &[String]) -> Vec<Opt> {
+    for (i, cur) in current.iter().filter(|c| !c.is_empty()).enumerate() {
+        if !opts.iter().any(|o| &o.value == cur) {
+            opts.insert(
+                i,
+                Opt {
+                    value: cur.clone(),
+                    label: format!("{cur} (no longer configured)"),
+                    selected: true,
+                },
+            );
+        }
+    }
+    opts
 }
 
 fn custom_value(kind: FieldKind, v: Option<&serde_json::Value>) -> String {
@@ -236,13 +260,16 @@ pub(crate) async fn room(
                 FieldKind::Text => ("text", vec![]),
                 FieldKind::Number => ("number", vec![]),
                 FieldKind::Date => ("date", vec![]),
-                FieldKind::Select => (
-                    "select",
-                    opts(
-                        f.options.iter().map(|o| (o.clone(), o.clone())),
-                        &[custom_value(f.kind, cur)],
-                    ),
-                ),
+                FieldKind::Select => {
+                    let sel = [custom_value(f.kind, cur)];
+                    (
+                        "select",
+                        with_current(
+                            opts(f.options.iter().map(|o| (o.clone(), o.clone())), &sel),
+                            &sel,
+                        ),
+                    )
+                }
                 FieldKind::MultiSelect => {
                     let sel: Vec<String> = cur
                         .and_then(|v| v.as_array())
@@ -254,7 +281,10 @@ pub(crate) async fn room(
                         .unwrap_or_default();
                     (
                         "multi_select",
-                        opts(f.options.iter().map(|o| (o.clone(), o.clone())), &sel),
+                        with_current(
+                            opts(f.options.iter().map(|o| (o.clone(), o.clone())), &sel),
+                            &sel,
+                        ),
                     )
                 }
                 FieldKind::User => {
@@ -359,26 +389,34 @@ pub(crate) async fn room(
                 .map(|i| i.to_string())
                 .collect::<Vec<_>>(),
         ),
-        severities: opts(
-            state
-                .settings
-                .severities
-                .iter()
-                .map(|s| (s.name.clone(), s.name.clone())),
+        severities: with_current(
+            opts(
+                state
+                    .settings
+                    .severities
+                    .iter()
+                    .map(|s| (s.name.clone(), s.name.clone())),
+                std::slice::from_ref(&inc.severity),
+            ),
             std::slice::from_ref(&inc.severity),
         ),
-        types: opts(
-            state
-                .settings
-                .types
-                .iter()
-                .map(|t| (t.name.clone(), t.name.clone())),
+        types: with_current(
+            opts(
+                state
+                    .settings
+                    .types
+                    .iter()
+                    .map(|t| (t.name.clone(), t.name.clone())),
+                std::slice::from_ref(&inc.incident_type),
+            ),
             std::slice::from_ref(&inc.incident_type),
         ),
         impacts: levels_of(inc.impact),
         urgencies: levels_of(inc.urgency),
-        labels: inc.labels.join(", "),
+        labels: inc.labels.join("\n"),
         custom,
+        fields_orig: orig_of(&inc, DETAIL_FIELDS),
+        roles_orig: orig_of(&inc, ROLE_FIELDS),
         related: inc
             .related
             .iter()
