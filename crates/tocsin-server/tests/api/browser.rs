@@ -417,6 +417,27 @@ async fn seed(app: &TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let schedule = r.body["id"].as_i64().unwrap();
+    // Someone covers tomorrow evening, and a policy pages the schedule then a person.
+    let now = tocsin_core::time::Clock::now(&app.clock);
+    let r = app
+        .post(
+            &format!("/api/v1/schedules/{schedule}/overrides"),
+            json!({ "user_id": people[2],
+                "starts_at": (now + chrono::Duration::hours(20)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::hours(32)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .post(
+            "/api/v1/escalation-policies",
+            json!({ "name": "Checkout", "repeat": 1, "levels": [
+                { "targets": [{ "schedule": schedule }], "delay_minutes": 10 },
+                { "targets": [{ "user": people[1] }], "delay_minutes": 15 }] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let mut services = vec![];
     for name in ["checkout", "search", "payments-api"] {
         let r = app.post("/api/v1/services", json!({ "name": name })).await;
@@ -483,6 +504,8 @@ async fn screenshots() {
         ("alerts", "/alerts"),
         ("services", "/services"),
         ("oncall", "/oncall"),
+        ("schedule", "/oncall/schedules/1"),
+        ("policy", "/oncall/policies/1"),
         ("people", "/people"),
         ("profile", "/profile"),
     ];
