@@ -156,7 +156,7 @@ fn range(state: &AppState, q: &RangeQuery) -> Result<(Timestamp, Timestamp), Api
     Ok((from, to))
 }
 
-pub(crate) async fn user_names(state: &AppState) -> ApiResult<HashMap<i64, String>> {
+pub(super) async fn user_names(state: &AppState) -> ApiResult<HashMap<i64, String>> {
     Ok(state
         .store
         .users()

@@ -12,12 +12,12 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 use tocsin_core::alert::AlertStatus;
+use tocsin_core::model::Service;
 
-use super::common::{page, Chrome, WebError, WebResult};
+use super::common::{invalid, page, Chrome, WebResult};
 use super::dashboard::{alert_rows, AlertRow};
 use super::session::AsViewer;
 use crate::api::path_id;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -40,25 +40,19 @@ pub(crate) fn some(s: &Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> WebError {
-    WebError::Api(ApiError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    })
-}
-
 /// Every service as a choice, by name.
 pub(crate) async fn service_opts(state: &AppState) -> WebResult<Vec<Opt>> {
-    Ok(state
-        .store
-        .services()
-        .await?
-        .into_iter()
+    Ok(choices(&state.store.services().await?))
+}
+
+fn choices(services: &[Service]) -> Vec<Opt> {
+    services
+        .iter()
         .map(|s| Opt {
             value: s.id.to_string(),
-            label: s.name,
+            label: s.name.clone(),
         })
-        .collect())
+        .collect()
 }
 
 /// The list's query, as its filter form sends it.
@@ -146,6 +140,7 @@ async fn list(
             PAGE + 1,
         )
         .await?;
+    let services = state.store.services().await?;
     let more = alerts.len() as i64 > PAGE;
     alerts.truncate(PAGE as usize);
     let next = more
@@ -153,8 +148,12 @@ async fn list(
         .flatten()
         .map(|id| format!("/alerts?{}", query_string(&f, Some(id))));
     let body = ListPage {
-        rows: alert_rows(&state, &chrome, &alerts).await?,
-        services: service_opts(&state).await?,
+        rows: alert_rows(
+            &chrome,
+            &services.iter().map(|s| (s.id, s.name.clone())).collect(),
+            &alerts,
+        ),
+        services: choices(&services),
         service_id: some(&f.service_id).unwrap_or_default(),
         status: some(&f.status).unwrap_or_default(),
         held: some(&f.held).unwrap_or_default(),

@@ -216,6 +216,14 @@ impl IntoResponse for WebError {
     }
 }
 
+/// A refused field, shown like the API's 400.
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> WebError {
+    WebError::Api(ApiError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
 /// 303 to `to` after a form post (post/redirect/get).
 pub(crate) fn see_other(to: impl AsRef<str>) -> Response {
     Redirect::to(to.as_ref()).into_response()

@@ -1,6 +1,8 @@
 //! The dashboard: open incidents by severity and status, the open incidents
 //! themselves, mine, who is on call now, and the latest alerts — live.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
@@ -8,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use tocsin_core::alert::Alert;
 use tocsin_core::incident::Status;
-use tocsin_core::model::Incident;
+use tocsin_core::model::{Incident, Service, User};
 use tocsin_store::{IncidentFilter, IncidentSort};
 
 use super::common::{elapsed, on_call_now, page, severity_class, Chrome, OnCallNow, WebResult};
@@ -43,22 +45,40 @@ pub(crate) struct Row {
     pub age: String,
 }
 
-/// Rows for `incidents`, with service and user names looked up once.
-pub(crate) async fn rows(
+/// Service and user names by id, read once per page however many tables it has.
+pub(crate) struct Names {
+    pub services: HashMap<i64, String>,
+    pub users: HashMap<i64, String>,
+}
+
+impl Names {
+    /// Reads every service and user.
+    pub async fn load(state: &AppState) -> WebResult<Names> {
+        Ok(Names::of(
+            &state.store.services().await?,
+            &state.store.users().await?,
+        ))
+    }
+
+    /// From lists a page has already read.
+    pub fn of(services: &[Service], users: &[User]) -> Names {
+        Names {
+            services: services.iter().map(|s| (s.id, s.name.clone())).collect(),
+            users: users.iter().map(|u| (u.id, u.name.clone())).collect(),
+        }
+    }
+}
+
+/// Rows for `incidents`.
+pub(crate) fn rows(
     state: &AppState,
     chrome: &Chrome,
+    names: &Names,
     incidents: &[Incident],
-) -> WebResult<Vec<Row>> {
+) -> Vec<Row> {
     let now = state.now();
-    let services: std::collections::HashMap<i64, String> = state
-        .store
-        .services()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
-    let users = crate::api::schedules::user_names(state).await?;
-    Ok(incidents
+    let (services, users) = (&names.services, &names.users);
+    incidents
         .iter()
         .map(|i| Row {
             number: i.number.clone(),
@@ -83,7 +103,7 @@ pub(crate) async fn rows(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             age: elapsed(i.created_at, now),
         })
-        .collect())
+        .collect()
 }
 
 struct SevCount {
@@ -121,19 +141,12 @@ pub(crate) struct AlertRow {
 }
 
 /// Rows for `alerts`.
-pub(crate) async fn alert_rows(
-    state: &AppState,
+pub(crate) fn alert_rows(
     chrome: &Chrome,
+    services: &HashMap<i64, String>,
     alerts: &[Alert],
-) -> WebResult<Vec<AlertRow>> {
-    let services: std::collections::HashMap<i64, String> = state
-        .store
-        .services()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
-    Ok(alerts
+) -> Vec<AlertRow> {
+    alerts
         .iter()
         .map(|a| AlertRow {
             id: a.id,
@@ -148,7 +161,7 @@ pub(crate) async fn alert_rows(
             count: a.count,
             held: a.suppressed_by.clone(),
         })
-        .collect())
+        .collect()
 }
 
 async fn dashboard(State(state): State<AppState>, who: AsViewer) -> WebResult<Response> {
@@ -205,12 +218,13 @@ async fn dashboard(State(state): State<AppState>, who: AsViewer) -> WebResult<Re
         )
         .await?;
     let alerts = state.store.alerts(None, None, None, None, None, 8).await?;
+    let names = Names::load(&state).await?;
     let body = Dashboard {
-        open: rows(&state, &chrome, &open.items).await?,
+        open: rows(&state, &chrome, &names, &open.items),
         open_more: open.next_cursor.is_some(),
-        mine: rows(&state, &chrome, &mine.items).await?,
+        mine: rows(&state, &chrome, &names, &mine.items),
         on_call: on_call_now(&state, now).await?,
-        alerts: alert_rows(&state, &chrome, &alerts).await?,
+        alerts: alert_rows(&chrome, &names.services, &alerts),
         statuses,
         counts,
         open_total,

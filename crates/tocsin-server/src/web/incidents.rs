@@ -11,7 +11,7 @@ use tocsin_core::change::NewIncident;
 use tocsin_core::incident::Level;
 
 use super::common::{page, see_other, Chrome, WebError, WebResult};
-use super::dashboard::{rows, Row, OPEN};
+use super::dashboard::{rows, Names, Row, OPEN};
 use super::session::{AsResponder, AsViewer, CsrfForm};
 use crate::api::incidents::ListQuery;
 use crate::state::AppState;
@@ -150,7 +150,7 @@ async fn list(
     let services = state.store.services().await?;
     let users = state.store.users().await?;
     let body = ListPage {
-        rows: rows(&state, &chrome, &found.items).await?,
+        rows: rows(&state, &chrome, &Names::of(&services, &users), &found.items),
         empty: "No incidents match.",
         next: found
             .next_cursor

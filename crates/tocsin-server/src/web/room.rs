@@ -22,10 +22,9 @@ use tocsin_core::incident::{Level, RecordKind, RelationKind, Status};
 use tocsin_core::model::{Incident, Relation};
 use tocsin_store::NewNote;
 
-use super::common::{page, see_other, WebError, WebResult};
+use super::common::{invalid, page, see_other, WebResult};
 use super::session::{field, fields, AsResponder, AsViewer, CsrfForm, CsrfPairs};
 use crate::api::incidents::incident_id;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -43,13 +42,6 @@ pub(super) fn routes() -> Router<AppState> {
             "/incidents/{number}/attachments/{attachment_id}",
             get(download),
         )
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> WebError {
-    WebError::Api(ApiError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    })
 }
 
 fn back(number: &str) -> String {

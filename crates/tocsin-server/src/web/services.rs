@@ -17,7 +17,7 @@ use tocsin_store::{IncidentFilter, IncidentSort, StoreError, WebSession};
 
 use super::alerts::{some, Opt};
 use super::common::{elapsed, page, see_other, Chrome, WebError, WebResult};
-use super::dashboard::{rows, Row, OPEN};
+use super::dashboard::{rows, Names, Row, OPEN};
 use super::session::{AsAdmin, AsViewer, CsrfForm};
 use crate::api::directory::{ServiceRequest, MAX_NAME};
 use crate::api::escalation_policies::service_on_call_at;
@@ -361,7 +361,7 @@ async fn detail_page(
         policy: policy_id.and_then(|p| policies.get(&p).cloned()),
         policies: choices,
         on_call,
-        open: rows(state, &chrome, &open.items).await?,
+        open: rows(state, &chrome, &Names::load(state).await?, &open.items),
         open_more: open.next_cursor.is_some(),
         keys,
         new_key: outcome.new_key,

@@ -14,8 +14,9 @@ use tocsin_store::StoredPolicy;
 
 use super::{policy_now, Names, PolicyNow};
 use crate::api::escalation_policies::{create as create_policy, replace, PolicyRequest};
+use crate::api::path_id;
 use crate::state::AppState;
-use crate::web::common::{page, see_other, Chrome, WebError, WebResult};
+use crate::web::common::{page, see_other, Chrome, WebResult};
 use crate::web::session::{field, fields, AsAdmin, AsViewer, CsrfPairs};
 use crate::ApiError;
 
@@ -327,18 +328,13 @@ async fn policy_page(
     Ok(resp)
 }
 
-fn path_id(s: &str) -> WebResult<i64> {
-    s.parse()
-        .map_err(|_| WebError::Api(invalid("id".into(), "must be a whole number")))
-}
-
 /// One policy: its levels, who they would page now, and (admins) the editor.
 pub(super) async fn show(
     State(state): State<AppState>,
     who: AsViewer,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let p = state.store.escalation_policy(path_id(&id)?).await?;
+    let p = state.store.escalation_policy(path_id("id", &id)?).await?;
     let chrome = Chrome::new(&who.0, "oncall", p.name.clone());
     policy_page(&state, chrome, Some(&p), None, None).await
 }
@@ -394,7 +390,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     CsrfPairs(pairs): CsrfPairs,
 ) -> WebResult<Response> {
-    let p = state.store.escalation_policy(path_id(&id)?).await?;
+    let p = state.store.escalation_policy(path_id("id", &id)?).await?;
     let chrome = Chrome::new(&who.0, "oncall", p.name.clone());
     let result = match request_from(&pairs) {
         Ok(r) => replace(&state, &who.actor(), p.id, r).await,

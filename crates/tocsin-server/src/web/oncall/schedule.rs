@@ -14,11 +14,11 @@ use tocsin_core::schedule::{final_shifts, Schedule};
 use tocsin_store::StoreError;
 
 use super::calendar::{self, Calendar, RowData};
+use crate::api::path_id;
 use crate::api::schedules::shifts_of;
 use crate::state::AppState;
-use crate::web::common::{page, see_other, Chrome, WebError, WebResult};
+use crate::web::common::{invalid, page, see_other, Chrome, WebResult};
 use crate::web::session::{AsResponder, AsViewer, CsrfForm};
-use crate::ApiError;
 
 /// How far ahead the list of upcoming overrides looks.
 const UPCOMING_DAYS: i64 = 90;
@@ -27,18 +27,6 @@ const UPCOMING_DAYS: i64 = 90;
 pub(super) struct CalQuery {
     view: Option<String>,
     start: Option<String>,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> WebError {
-    WebError::Api(ApiError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    })
-}
-
-fn path_id(field: &str, s: &str) -> WebResult<i64> {
-    s.parse()
-        .map_err(|_| invalid(field, "must be a whole number"))
 }
 
 /// The calendar's range: view, first day, number of days, previous and next start.

@@ -436,7 +436,7 @@ pub(crate) async fn room(
         root_cause: inc.root_cause.clone().unwrap_or_default(),
         resolution_summary: inc.resolution_summary.clone().unwrap_or_default(),
         timeline: timeline::items(&chrome, &events, &notes, &names),
-        alerts: alert_rows(state, &chrome, &alerts).await?,
+        alerts: alert_rows(&chrome, &service_names, &alerts),
         attachments,
         deliveries,
         inc,
