@@ -24,6 +24,7 @@ pub mod routing;
 pub mod schedule;
 pub mod settings;
 pub mod silence;
+pub mod status_page;
 pub mod template;
 pub mod time;
 

@@ -10,6 +10,7 @@ pub mod metrics;
 mod ops;
 pub mod password;
 pub mod smtp;
+pub mod status;
 pub mod state;
 pub mod twilio;
 pub mod web;

@@ -56,6 +56,10 @@ const SQLITE: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/sqlite/0017_web_sessions.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/sqlite/0018_status_pages.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -116,6 +120,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         17,
         include_str!("../migrations/postgres/0017_web_sessions.sql"),
+    ),
+    (
+        18,
+        include_str!("../migrations/postgres/0018_status_pages.sql"),
     ),
 ];
 

@@ -1,0 +1,1 @@
+//! The page's history as Atom and RSS 2.0 feeds, from a snapshot.

@@ -1,0 +1,1 @@
+//! The Atlassian Statuspage public API (v2) shapes, from a snapshot.
