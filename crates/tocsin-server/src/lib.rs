@@ -10,8 +10,8 @@ pub mod metrics;
 mod ops;
 pub mod password;
 pub mod smtp;
-pub mod status;
 pub mod state;
+pub mod status;
 pub mod twilio;
 pub mod web;
 

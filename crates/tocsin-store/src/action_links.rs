@@ -15,7 +15,7 @@ use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{from_millis, to_millis, Timestamp};
 use tocsin_core::Invalid;
 
-use crate::events::{audit, incident_event, Actor};
+use crate::events::{incident_event, Actor};
 use crate::tx::WriteTx;
 use crate::{Backend, Store, StoreError};
 
@@ -107,56 +107,6 @@ fn check_user(u: &LinkUser) -> Result<(), ActionLinkError> {
 }
 
 impl Store {
-    /// The action-link signing key, if one was ever created (read-only: checking a
-    /// link never writes).
-    async fn action_link_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let secret: Option<String> =
-            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE purpose = $1")
-                .bind(PURPOSE)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(secret.and_then(|s| hex::decode(s).ok()))
-    }
-
-    /// The signing key, created (random, 32 bytes) on first use. Nodes racing to
-    /// create it all end up with the one row that won.
-    async fn action_link_key_or_create(&self, now: Timestamp) -> Result<Vec<u8>, StoreError> {
-        if let Some(k) = self.action_link_key().await? {
-            return Ok(k);
-        }
-        let mut secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut secret);
-        let mut w = self.write().await?;
-        let created: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO signing_keys (purpose, secret, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (purpose) DO NOTHING RETURNING id",
-        )
-        .bind(PURPOSE)
-        .bind(hex::encode(secret))
-        .bind(to_millis(now))
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        if let Some(id) = created {
-            audit(
-                &mut w,
-                now,
-                &Actor::system(),
-                "signing_key",
-                id,
-                "signing_key.created",
-                json!({ "purpose": PURPOSE }),
-            )
-            .await?;
-        }
-        let stored: String =
-            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE purpose = $1")
-                .bind(PURPOSE)
-                .fetch_one(&mut *w.tx)
-                .await?;
-        w.commit().await?;
-        hex::decode(stored).map_err(|e| StoreError::Config(format!("unreadable signing key: {e}")))
-    }
-
     /// Mints a link token that does `action` on the incident as `user_id`, working
     /// until `now + ttl`, once. The user must be an active responder.
     pub async fn action_link(
@@ -194,7 +144,7 @@ impl Store {
             Ok(()) => {}
             Err(e) => return Err(Invalid::new("user_id", e.to_string()).into()),
         }
-        let key = self.action_link_key_or_create(now).await?;
+        let key = self.signing_key_or_create(PURPOSE, now).await?;
         Ok(actions
             .iter()
             .map(|action| {
@@ -213,7 +163,7 @@ impl Store {
     ) -> Result<ActionClaim, ActionLinkError> {
         // Without a key no link was ever issued: a random one refuses every
         // signature, while a mangled token is still told apart as malformed.
-        let key = match self.action_link_key().await? {
+        let key = match self.signing_key(PURPOSE).await? {
             Some(k) => k,
             None => {
                 let mut k = vec![0u8; 32];

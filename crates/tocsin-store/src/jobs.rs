@@ -196,6 +196,11 @@ impl Store {
         let result = match job.kind.as_str() {
             "escalation" => self.run_escalation_job(&mut w, &job.payload, now).await,
             "handoff" => self.run_handoff_job(&mut w, &job.payload, now).await,
+            "status_maintenance" => {
+                self.run_status_maintenance_job(&mut w, &job.payload, now)
+                    .await
+            }
+            "status_fanout" => self.run_status_fanout_job(&mut w, &job.payload, now).await,
             other => Err(StoreError::Config(format!("unknown job kind `{other}`"))),
         };
         let (handed, error) = match result {

@@ -30,6 +30,8 @@ mod schedules;
 mod secrets;
 mod service_overview;
 mod sessions;
+mod signing;
+pub mod status;
 mod suppress;
 mod swaps;
 mod tx;
@@ -131,6 +133,8 @@ pub struct Store {
     // Kicked when a request is committed as due for delivery outside a job
     // (verification codes, tests): the delivery worker claims it.
     delivery_wake: Arc<tokio::sync::Notify>,
+    // Kicked when a transaction wrote status-page subscriber mail (status/deliveries.rs).
+    status_mail_wake: Arc<tokio::sync::Notify>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -191,6 +195,7 @@ impl Store {
             url: Arc::from(url),
             delivery_lease_ms: i64::try_from(opts.delivery_lease.as_millis()).unwrap_or(i64::MAX),
             delivery_wake: Arc::default(),
+            status_mail_wake: Arc::default(),
             key_cache: Arc::default(),
         })
     }
@@ -284,6 +289,18 @@ impl Store {
             "signing_keys",
             "used_action_tokens",
             "web_sessions",
+            "status_pages",
+            "status_component_groups",
+            "status_components",
+            "status_component_services",
+            "status_component_history",
+            "status_posts",
+            "status_post_components",
+            "status_updates",
+            "status_templates",
+            "status_subscribers",
+            "status_subscriber_components",
+            "status_deliveries",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

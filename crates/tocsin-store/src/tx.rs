@@ -19,6 +19,9 @@ pub(crate) struct WriteTx {
     /// Set when the transaction schedules a job: committing wakes this node's job runner.
     pub(crate) wake_jobs: bool,
     jobs_wake: Arc<tokio::sync::Notify>,
+    /// Set when the transaction wrote subscriber mail: committing wakes this node's status mail worker.
+    pub(crate) wake_status_mail: bool,
+    status_mail_wake: Arc<tokio::sync::Notify>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -95,6 +98,9 @@ impl WriteTx {
             // A stored permit: a runner that is busy right now still looks again.
             self.jobs_wake.notify_one();
         }
+        if self.wake_status_mail {
+            self.status_mail_wake.notify_one();
+        }
         Ok(())
     }
 
@@ -144,6 +150,8 @@ impl Store {
             cache: TxCache::default(),
             wake_jobs: false,
             jobs_wake: self.jobs_wake.clone(),
+            wake_status_mail: false,
+            status_mail_wake: self.status_mail_wake.clone(),
             _guard: guard,
         })
     }

@@ -7,6 +7,7 @@
 //! only, so rendering cannot leak what was not published.
 
 pub mod public;
+pub mod records;
 pub mod token;
 pub mod uptime;
 

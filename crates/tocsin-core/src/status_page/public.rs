@@ -24,8 +24,8 @@ pub struct PublicStatus {
     /// Incidents, newest first: every unresolved one, then resolved ones of the
     /// last [`HISTORY_DAYS`] days, at most [`MAX_POSTS`] in all.
     pub incidents: Vec<PublicPost>,
-    /// Maintenances: every upcoming or active one, then completed ones of the
-    /// last [`HISTORY_DAYS`] days, at most [`MAX_POSTS`] in all; soonest first.
+    /// Maintenances: every upcoming or active one, and completed ones of the
+    /// last [`HISTORY_DAYS`] days, at most [`MAX_POSTS`] in all; latest start first.
     pub maintenances: Vec<PublicPost>,
     /// The overall status.
     pub indicator: Indicator,
@@ -187,7 +187,7 @@ pub struct PublicUpdate {
 }
 
 /// A component status change an update made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AffectedComponent {
     /// The component.
     pub component_id: i64,

@@ -28,6 +28,7 @@ mod paging;
 mod records;
 mod roles;
 mod schedules;
+mod status_flow;
 mod suppression;
 mod swaps;
 mod twilio_replies;

@@ -83,6 +83,7 @@ CREATE TABLE status_posts (
     auto_complete BIGINT NOT NULL DEFAULT 0,
     remind_minutes BIGINT,
     reminded BIGINT NOT NULL DEFAULT 0,
+    notify BIGINT NOT NULL DEFAULT 1,
     created_by BIGINT REFERENCES users(id),
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL

@@ -83,6 +83,7 @@ CREATE TABLE status_posts (
     auto_complete INTEGER NOT NULL DEFAULT 0,
     remind_minutes INTEGER,
     reminded INTEGER NOT NULL DEFAULT 0,
+    notify INTEGER NOT NULL DEFAULT 1,
     created_by INTEGER REFERENCES users(id),
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL

@@ -1,0 +1,90 @@
+//! Status pages: their settings, components and status history, published
+//! incidents and maintenances, templates, subscribers and the subscriber
+//! outbox. Every change bumps the page's `version` in the same transaction
+//! (caches of rendered pages compare it) and appends its event to the log;
+//! a post about an internal incident puts its events on that incident's
+//! timeline too.
+
+mod components;
+mod deliveries;
+mod pages;
+mod posts;
+mod snapshot;
+mod subscribers;
+
+pub use components::{
+    ComponentChanges, GroupChanges, NewComponent, NewComponentGroup, StatusProposal,
+};
+pub use deliveries::FANOUT_BATCH;
+pub use pages::{NewStatusPage, PageVersion, StatusPageChanges};
+pub use posts::{ComponentChange, NewPost, NewTemplate, NewUpdate, PostChanges, TemplateChanges};
+pub use snapshot::page_url;
+pub use subscribers::{NewSubscriber, SubscribeOutcome, SUBSCRIBER_ACTOR};
+
+use sqlx::Row;
+use tocsin_core::status_page::{ComponentStatus, Impact, PostKind, PostStatus};
+use tocsin_core::time::{from_millis, to_millis, Timestamp};
+
+use crate::tx::WriteTx;
+use crate::StoreError;
+
+/// Marks everything the page shows as changed: caches render it again.
+pub(crate) async fn bump_page(
+    w: &mut WriteTx,
+    page_id: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let n =
+        sqlx::query("UPDATE status_pages SET version = version + 1, updated_at = $1 WHERE id = $2")
+            .bind(to_millis(now))
+            .bind(page_id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+    if n == 0 {
+        return Err(StoreError::not_found(format!("status page {page_id}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn ts(r: &sqlx::any::AnyRow, col: &str) -> Result<Timestamp, StoreError> {
+    Ok(from_millis(r.try_get(col)?))
+}
+
+pub(crate) fn opt_ts(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(r.try_get::<Option<i64>, _>(col)?.map(from_millis))
+}
+
+pub(crate) fn flag(r: &sqlx::any::AnyRow, col: &str) -> Result<bool, StoreError> {
+    Ok(r.try_get::<i64, _>(col)? != 0)
+}
+
+// Stored values were written from these enums; a value this build does not
+// know (written by a newer node) reads as the safest neighbour.
+pub(crate) fn component_status(s: &str) -> ComponentStatus {
+    ComponentStatus::parse("status", s).unwrap_or(ComponentStatus::Operational)
+}
+
+pub(crate) fn post_status(s: &str) -> PostStatus {
+    PostStatus::from_stored(s).unwrap_or(PostStatus::Investigating)
+}
+
+pub(crate) fn post_kind(s: &str) -> PostKind {
+    PostKind::parse(s).unwrap_or(PostKind::Incident)
+}
+
+pub(crate) fn impact(s: &str) -> Impact {
+    Impact::from_stored(s).unwrap_or(Impact::None)
+}
+
+/// `id IN (…)` for a list of ids known to be integers (never user text).
+pub(crate) fn id_list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        "NULL".into()
+    } else {
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
