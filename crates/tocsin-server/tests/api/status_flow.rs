@@ -54,7 +54,7 @@ async fn page(app: &TestApp, slug: &str) -> i64 {
                 allow_subscribers: true,
             },
             &actor(app),
-            now(&app),
+            now(app),
         )
         .await
         .unwrap()
@@ -76,7 +76,7 @@ async fn component(app: &TestApp, page_id: i64, name: &str) -> i64 {
                 service_ids: vec![],
             },
             &actor(app),
-            now(&app),
+            now(app),
         )
         .await
         .unwrap()
