@@ -135,6 +135,8 @@ pub struct Store {
     delivery_wake: Arc<tokio::sync::Notify>,
     // Kicked when a transaction wrote status-page subscriber mail (status/deliveries.rs).
     status_mail_wake: Arc<tokio::sync::Notify>,
+    // Counts committed changes to status pages on this node (status/mod.rs).
+    status_watch: Arc<tokio::sync::watch::Sender<u64>>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -196,6 +198,7 @@ impl Store {
             delivery_lease_ms: i64::try_from(opts.delivery_lease.as_millis()).unwrap_or(i64::MAX),
             delivery_wake: Arc::default(),
             status_mail_wake: Arc::default(),
+            status_watch: Arc::new(tokio::sync::watch::channel(0).0),
             key_cache: Arc::default(),
         })
     }

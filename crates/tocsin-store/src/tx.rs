@@ -22,6 +22,9 @@ pub(crate) struct WriteTx {
     /// Set when the transaction wrote subscriber mail: committing wakes this node's status mail worker.
     pub(crate) wake_status_mail: bool,
     status_mail_wake: Arc<tokio::sync::Notify>,
+    /// Set when the transaction changed what a status page shows: committing tells this node's page cache.
+    pub(crate) status_changed: bool,
+    status_watch: Arc<tokio::sync::watch::Sender<u64>>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -101,6 +104,9 @@ impl WriteTx {
         if self.wake_status_mail {
             self.status_mail_wake.notify_one();
         }
+        if self.status_changed {
+            self.status_watch.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 
@@ -152,6 +158,8 @@ impl Store {
             jobs_wake: self.jobs_wake.clone(),
             wake_status_mail: false,
             status_mail_wake: self.status_mail_wake.clone(),
+            status_changed: false,
+            status_watch: self.status_watch.clone(),
             _guard: guard,
         })
     }

@@ -44,7 +44,17 @@ pub(crate) async fn bump_page(
     if n == 0 {
         return Err(StoreError::not_found(format!("status page {page_id}")));
     }
+    w.status_changed = true;
     Ok(())
+}
+
+impl crate::Store {
+    /// Changes on this node: the value moves on after every committed
+    /// transaction that changed what a status page shows. Other nodes' changes
+    /// show only in [`crate::Store::status_page_versions`].
+    pub fn status_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.status_watch.subscribe()
+    }
 }
 
 pub(crate) fn ts(r: &sqlx::any::AnyRow, col: &str) -> Result<Timestamp, StoreError> {

@@ -152,6 +152,7 @@ impl Store {
         .await
         .map_err(taken)?;
         let created = page(&row)?;
+        w.status_changed = true;
         audit(
             &mut w,
             now,
@@ -240,6 +241,7 @@ impl Store {
         .await
         .map_err(taken)?;
         let new = page(&row)?;
+        w.status_changed = true;
         audit(
             &mut w,
             now,
@@ -269,6 +271,7 @@ impl Store {
         )?;
         // Fan-out and maintenance jobs of its posts find nothing and end; the
         // outbox rows go with the page (ON DELETE CASCADE).
+        w.status_changed = true;
         delete_audited(
             w,
             "status_pages",
@@ -311,6 +314,7 @@ impl Store {
         .bind(id)
         .fetch_one(&mut *w.tx)
         .await?;
+        w.status_changed = true;
         audit(
             &mut w,
             now,
