@@ -3,7 +3,7 @@
 //! One entry per incident or maintenance, the most recently changed first,
 //! linking to the post's page; its content is the post's updates as HTML
 //! (bodies are markdown), escaped into the XML. Names and bodies are written by
-//! people and may hold anything, so every piece of text goes through [`esc`],
+//! people and may hold anything, so every piece of text goes through `esc`,
 //! which also drops the characters XML 1.0 cannot carry at all: a post titled
 //! `<script>` or `]]>`, or pasted with a stray control character, still makes
 //! a well-formed feed that shows it as text.

@@ -8,8 +8,8 @@
 //! our output's shape against those fixtures.
 //!
 //! Where Tocsin has no equivalent of a field, it is still sent with its
-//! documented type, so strict clients keep decoding: see the comments on
-//! [`Update`] and [`Incident`].
+//! documented type, so strict clients keep decoding: see the comments on the
+//! `Update` and `Incident` structs.
 
 use chrono::{DateTime, SecondsFormat};
 use chrono_tz::Tz;
