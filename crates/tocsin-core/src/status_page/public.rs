@@ -184,6 +184,8 @@ pub struct PublicUpdate {
     pub display_at: Timestamp,
     /// Components whose status this update changed.
     pub affected_components: Vec<AffectedComponent>,
+    /// Whether subscribers were told about it.
+    pub notify: bool,
 }
 
 /// A component status change an update made.

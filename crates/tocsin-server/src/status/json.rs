@@ -545,7 +545,7 @@ impl<'a> Renderer<'a> {
                     new_status: a.new_status,
                 })
                 .collect(),
-            deliver_notifications: true,
+            deliver_notifications: u.notify,
             custom_tweet: None,
             tweet_id: None,
         }
@@ -636,6 +636,7 @@ pub(crate) mod tests {
             updated_at: at(when),
             display_at: at(when),
             affected_components: affected,
+            notify: true,
         }
     }
 

@@ -212,6 +212,7 @@ fn public_post(p: Post) -> PublicPost {
                 updated_at: u.updated_at,
                 display_at: u.display_at,
                 affected_components: u.affected_components,
+                notify: u.notify,
             })
             .collect(),
     }
