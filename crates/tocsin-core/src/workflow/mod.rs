@@ -4,6 +4,7 @@ pub mod action;
 pub mod cron;
 pub mod definition;
 pub mod net;
+pub mod run;
 pub mod step;
 pub mod text;
 pub mod trigger;
