@@ -3,8 +3,11 @@
 pub mod action;
 pub mod cron;
 pub mod definition;
+pub mod guard;
 pub mod net;
+pub mod plan;
 pub mod run;
+pub mod secrets;
 pub mod step;
 pub mod text;
 pub mod trigger;
