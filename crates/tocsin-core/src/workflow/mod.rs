@@ -7,6 +7,7 @@ pub mod guard;
 pub mod net;
 pub mod plan;
 pub mod run;
+pub mod runbook;
 pub mod secrets;
 pub mod step;
 pub mod text;
