@@ -157,26 +157,23 @@ pub fn parse_value(v: &Value) -> Result<Definition, Invalid> {
 }
 
 /// One text of a definition with where it is and what it reads.
-pub struct TextRef<'a> {
+pub struct TextRef {
     /// Field path, e.g. `steps[2].http.url`.
     pub field: String,
     /// The step it belongs to (none for the conditions).
     pub step: Option<StepPath>,
-    /// The step itself.
-    pub owner: Option<&'a Step>,
     /// What it reads.
     pub refs: Refs,
 }
 
 impl Definition {
     /// Every template and expression with its field path, in run order.
-    pub fn texts(&self) -> Vec<TextRef<'_>> {
-        let mut out: Vec<TextRef<'_>> = Vec::new();
+    pub fn texts(&self) -> Vec<TextRef> {
+        let mut out: Vec<TextRef> = Vec::new();
         for (i, c) in self.conditions.iter().enumerate() {
             out.push(TextRef {
                 field: format!("conditions[{i}]"),
                 step: None,
-                owner: None,
                 refs: c.refs(),
             });
         }
@@ -186,7 +183,6 @@ impl Definition {
                 out.push(TextRef {
                     field,
                     step: Some(path.clone()),
-                    owner: Some(step),
                     refs,
                 })
             };
@@ -329,7 +325,7 @@ fn runs_before(earlier: &StepPath, at: &StepPath) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn check_inputs(t: &TextRef<'_>, inputs: &[&str], trigger: &Trigger) -> Result<(), Invalid> {
+fn check_inputs(t: &TextRef, inputs: &[&str], trigger: &Trigger) -> Result<(), Invalid> {
     for name in &t.refs.inputs {
         if !inputs.contains(&name.as_str()) {
             let why = if matches!(trigger, Trigger::Manual(_)) {
