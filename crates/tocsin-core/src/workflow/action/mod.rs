@@ -431,3 +431,64 @@ impl<T> Action<T> {
         })
     }
 }
+
+impl<T> Http<T> {
+    /// Whether a response status counts as success: one of `expect`, or any
+    /// 2xx when `expect` is empty.
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.expect.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.expect.contains(&status)
+        }
+    }
+}
+
+/// Whether an unexpected HTTP status is worth retrying: timeouts, too many
+/// requests and server errors may pass; other client errors will not.
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429) || (500..600).contains(&status)
+}
+
+/// A rendered channel name made acceptable to Slack: lower case, letters,
+/// digits, `-` and `_` only, no doubled or trailing hyphens, at most 80
+/// characters; `incident` if nothing is left.
+pub fn slack_channel_name(raw: &str) -> String {
+    let mut out = String::new();
+    for c in raw.trim().to_lowercase().chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '-'
+        };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        if out.len() == 80 {
+            break;
+        }
+        out.push(c);
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "incident".into()
+    } else {
+        out.to_string()
+    }
+}
+
+/// The link to a Jitsi room on `base` (e.g. `https://meet.jit.si`): the room
+/// keeps letters, digits, `-` and `_`, so the link needs no escaping.
+pub fn jitsi_url(base: &str, room: &str) -> String {
+    let room: String = room
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{}/{}", base.trim_end_matches('/'), room)
+}

@@ -215,3 +215,35 @@ fn rendered_values_are_checked() {
         "steps[0].update_incident.status"
     );
 }
+
+#[test]
+fn http_status_classes() {
+    let Action::Http(h) = p("http", json!({"url": "https://x.example"})).unwrap() else {
+        panic!()
+    };
+    assert!(h.accepts(204) && !h.accepts(304) && !h.accepts(503));
+    let Action::Http(h) = p(
+        "http",
+        json!({"url": "https://x.example", "expect": [200, 503]}),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert!(h.accepts(503) && !h.accepts(201));
+    assert!(retryable_status(503) && retryable_status(429) && retryable_status(408));
+    assert!(!retryable_status(404) && !retryable_status(400));
+}
+
+#[test]
+fn slack_and_jitsi_names() {
+    assert_eq!(
+        slack_channel_name("INC-42: Checkout is DOWN!"),
+        "inc-42-checkout-is-down"
+    );
+    assert_eq!(slack_channel_name("  --  "), "incident");
+    assert_eq!(slack_channel_name(&"a".repeat(100)).len(), 80);
+    assert_eq!(
+        jitsi_url("https://meet.jit.si/", "tocsin inc/42"),
+        "https://meet.jit.si/tocsin-inc-42"
+    );
+}
