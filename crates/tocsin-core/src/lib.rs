@@ -27,5 +27,6 @@ pub mod silence;
 pub mod status_page;
 pub mod template;
 pub mod time;
+pub mod workflow;
 
 pub use invalid::Invalid;
