@@ -15,6 +15,8 @@ mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
 pub(crate) mod snippets;
+mod status_components;
+mod status_pages;
 pub(crate) mod suppression;
 mod swaps;
 
@@ -52,6 +54,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "schedules", description = "On-call schedules: layers of rotations, overrides, shift swaps, and who is on call when"),
         (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
         (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
+        (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -92,6 +95,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(escalation_policies::routes())
         .merge(contact_methods::routes())
         .merge(handoffs::routes())
+        .merge(status_pages::routes())
+        .merge(status_components::routes())
 }
 
 /// Parses a numeric id from a path segment.
