@@ -17,6 +17,9 @@ pub(crate) mod schedules;
 pub(crate) mod snippets;
 mod status_components;
 mod status_pages;
+mod status_posts;
+mod status_templates;
+mod status_updates;
 pub(crate) mod suppression;
 mod swaps;
 
@@ -97,6 +100,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(handoffs::routes())
         .merge(status_pages::routes())
         .merge(status_components::routes())
+        .merge(status_posts::routes())
+        .merge(status_updates::routes())
+        .merge(status_templates::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -45,6 +45,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 pub(super) const MAX_NAME: usize = 200;
 /// Longest description of a page, group or component.
 pub(super) const MAX_DESCRIPTION: usize = 2_000;
+/// Longest text of a post's update or a template, in characters.
+pub(super) const MAX_BODY: usize = 20_000;
 /// Largest logo, bytes: a header image, not a photo.
 pub(super) const MAX_LOGO_BYTES: usize = 256 * 1024;
 /// The brand colour of a page that names none.

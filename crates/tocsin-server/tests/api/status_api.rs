@@ -1,5 +1,9 @@
 //! The status-page API over HTTP, both back ends: pages, groups, components
-//! and their history, logos.
+//! and their history, logos, and the helpers the other files share.
+//! Publishing (incidents, maintenances on the fake clock, templates,
+//! proposals) is in `status_api/publishing.rs`.
+
+mod publishing;
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
@@ -39,11 +43,29 @@ pub(crate) async fn page(app: &TestApp, slug: &str) -> i64 {
     ))
 }
 
+pub(crate) async fn component(app: &TestApp, page: i64, name: &str, services: &[i64]) -> i64 {
+    id(&ok(
+        app.post(
+            &format!("/api/v1/status-pages/{page}/components"),
+            json!({ "name": name, "service_ids": services }),
+        )
+        .await,
+        StatusCode::CREATED,
+    ))
+}
+
 pub(crate) async fn service(app: &TestApp, name: &str) -> i64 {
     id(&ok(
         app.post("/api/v1/services", json!({ "name": name })).await,
         StatusCode::CREATED,
     ))
+}
+
+pub(crate) async fn status_of(app: &TestApp, component: i64) -> Value {
+    app.get(&format!("/api/v1/status-components/{component}"))
+        .await
+        .body["status"]
+        .clone()
 }
 
 pub(crate) async fn history(app: &TestApp, component: i64) -> Vec<(String, bool)> {
