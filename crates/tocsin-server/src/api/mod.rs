@@ -18,6 +18,7 @@ pub(crate) mod snippets;
 mod status_components;
 mod status_pages;
 mod status_posts;
+mod status_subscribers;
 mod status_templates;
 mod status_updates;
 pub(crate) mod suppression;
@@ -103,6 +104,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(status_posts::routes())
         .merge(status_updates::routes())
         .merge(status_templates::routes())
+        .merge(status_subscribers::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -1,9 +1,12 @@
 //! The status-page API over HTTP, both back ends: pages, groups, components
-//! and their history, logos, and the helpers the other files share.
-//! Publishing (incidents, maintenances on the fake clock, templates,
-//! proposals) is in `status_api/publishing.rs`.
+//! and their history, logos, subscribers, and the helpers the other files
+//! share. Publishing (incidents, maintenances on the fake clock, templates,
+//! proposals) is in `status_api/publishing.rs`, bad input in
+//! `status_api/input.rs`, the role split in `status_api/roles.rs`.
 
+mod input;
 mod publishing;
+mod roles;
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
@@ -15,7 +18,8 @@ use crate::support::{Resp, TestApp};
 both_backends!(
     pages_round_trip_and_refuse_taken_slugs_and_domains,
     groups_and_components_round_trip_with_history,
-    logo_is_checked_stored_and_served_back
+    logo_is_checked_stored_and_served_back,
+    webhook_secret_is_shown_once
 );
 
 /// Asserts the status and returns the body.
@@ -544,4 +548,100 @@ async fn logo_is_checked_stored_and_served_back(app: TestApp) {
     );
     assert_eq!(cleared["logo"], Value::Null);
     assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn webhook_secret_is_shown_once(app: TestApp) {
+    let p = page(&app, "subs").await;
+    let c = component(&app, p, "API", &[]).await;
+    let hook = ok(
+        app.post(&format!("/api/v1/status-pages/{p}/subscribers"),
+            json!({ "kind": "webhook", "address": "https://hooks.example.com/status", "component_ids": [c] })).await,
+        StatusCode::CREATED,
+    );
+    let secret = hook["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_string();
+    assert!(secret.len() >= 32, "{secret}");
+    assert_eq!(
+        (hook["kind"].as_str(), hook["confirmed"].as_bool()),
+        (Some("webhook"), Some(true))
+    );
+    assert_eq!(hook["component_ids"], json!([c]));
+    let mail = ok(
+        app.post(
+            &format!("/api/v1/status-pages/{p}/subscribers"),
+            json!({ "kind": "email", "address": "Reader@Example.COM", "confirmed": true }),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(mail["address"], "Reader@example.com");
+    assert_eq!(mail["confirmed"], true);
+    assert!(
+        mail.get("secret").is_none(),
+        "email subscribers have no secret"
+    );
+    let pending = ok(
+        app.post(
+            &format!("/api/v1/status-pages/{p}/subscribers"),
+            json!({ "kind": "email", "address": "new@example.com" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(pending["confirmed"], false, "sent a confirmation instead");
+
+    let listed = app
+        .get(&format!("/api/v1/status-pages/{p}/subscribers"))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body.as_array().unwrap().len(), 3);
+    let text = String::from_utf8(listed.bytes).unwrap();
+    assert!(
+        !text.contains(&secret) && !text.contains("secret"),
+        "{text}"
+    );
+
+    let before = app.counts().await;
+    let r = app
+        .post(
+            &format!("/api/v1/status-pages/{p}/subscribers"),
+            json!({ "kind": "webhook", "address": "https://hooks.example.com/status" }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::CONFLICT, "conflict", "address"),
+        "{}",
+        r.body
+    );
+    assert_eq!(app.counts().await, before);
+
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/status-subscribers/{}", id(&hook)),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let left = app
+        .get(&format!("/api/v1/status-pages/{p}/subscribers"))
+        .await
+        .body;
+    assert_eq!(
+        left.as_array().unwrap().iter().map(id).collect::<Vec<_>>(),
+        [id(&mail), id(&pending)]
+    );
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/status-subscribers/{}", id(&hook)),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
