@@ -15,6 +15,12 @@ mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
 pub(crate) mod snippets;
+mod status_components;
+mod status_pages;
+mod status_posts;
+mod status_subscribers;
+mod status_templates;
+mod status_updates;
 pub(crate) mod suppression;
 mod swaps;
 
@@ -52,6 +58,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "schedules", description = "On-call schedules: layers of rotations, overrides, shift swaps, and who is on call when"),
         (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
         (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
+        (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -92,6 +99,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(escalation_policies::routes())
         .merge(contact_methods::routes())
         .merge(handoffs::routes())
+        .merge(status_pages::routes())
+        .merge(status_components::routes())
+        .merge(status_posts::routes())
+        .merge(status_updates::routes())
+        .merge(status_templates::routes())
+        .merge(status_subscribers::routes())
 }
 
 /// Parses a numeric id from a path segment.

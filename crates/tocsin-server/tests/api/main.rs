@@ -28,6 +28,7 @@ mod paging;
 mod records;
 mod roles;
 mod schedules;
+mod status_api;
 mod status_flow;
 mod suppression;
 mod swaps;

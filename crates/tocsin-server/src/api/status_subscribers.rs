@@ -1,0 +1,140 @@
+//! A status page's subscribers, for admins only: their addresses are personal
+//! data. Readers subscribe themselves on the public page (double opt-in);
+//! here an admin adds email subscribers (confirmed, when they opted in
+//! elsewhere) and webhooks, whose signing secret is shown once.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tocsin_core::model::EmailAddress;
+use tocsin_core::status_page::records::{Subscriber, SubscriberKind};
+use tocsin_core::Invalid;
+use tocsin_store::status::NewSubscriber;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::status_pages::{no_repeats, web_url};
+use super::{path_id, ErrorResponse};
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, AsAdmin};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_status_subscribers, add_status_subscriber))
+        .routes(routes!(delete_status_subscriber))
+}
+
+/// A subscriber to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubscriberRequest {
+    /// `email` or `webhook`.
+    kind: SubscriberKind,
+    /// An email address, or an absolute http(s) URL for a webhook.
+    address: String,
+    /// Components followed (default: every one).
+    #[serde(default)]
+    component_ids: Vec<i64>,
+    /// Email only: add as confirmed (they opted in elsewhere) instead of
+    /// sending a confirmation (default false). Webhooks are always confirmed.
+    confirmed: Option<bool>,
+}
+
+/// A subscriber just added; a webhook's `secret` is in this response only.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NewSubscriberResponse {
+    /// The subscriber.
+    #[serde(flatten)]
+    subscriber: Subscriber,
+    /// Webhook only: the secret its `Tocsin-Signature` header is checked
+    /// with. Store it now: it is never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl SubscriberRequest {
+    fn parse(self) -> Result<NewSubscriber, Invalid> {
+        let (address, confirmed) = match self.kind {
+            SubscriberKind::Email => (
+                EmailAddress::parse("address", &self.address)?
+                    .as_str()
+                    .to_string(),
+                self.confirmed.unwrap_or(false),
+            ),
+            SubscriberKind::Webhook => {
+                if self.confirmed.is_some() {
+                    return Err(Invalid::new(
+                        "confirmed",
+                        "only an email subscriber confirms; a webhook is confirmed when added",
+                    ));
+                }
+                (web_url("address", &self.address)?, true)
+            }
+        };
+        Ok(NewSubscriber {
+            kind: self.kind,
+            address,
+            component_ids: self.component_ids,
+            confirmed,
+        })
+    }
+}
+
+/// A status page's subscribers, oldest first (webhook secrets are never shown here).
+#[utoipa::path(get, path = "/api/v1/status-pages/{id}/subscribers", tag = "status pages",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<Subscriber>), (status = 404, body = ErrorResponse)),
+    security(("token" = ["admin"])))]
+async fn list_status_subscribers(
+    State(state): State<AppState>,
+    _c: AsAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Subscriber>>> {
+    Ok(Json(state.store.subscribers(path_id("id", &id)?).await?))
+}
+
+/// Add a subscriber: an email address (sent a confirmation unless `confirmed`)
+/// or a webhook, whose signing `secret` is in this response only. The same
+/// address twice on a page is 409 naming `address`.
+#[utoipa::path(post, path = "/api/v1/status-pages/{id}/subscribers", tag = "status pages",
+    params(("id" = i64, Path)), request_body = SubscriberRequest,
+    responses((status = 201, body = NewSubscriberResponse), (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("token" = ["admin"])))]
+async fn add_status_subscriber(
+    State(state): State<AppState>,
+    c: AsAdmin,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<SubscriberRequest>,
+) -> ApiResult<(StatusCode, Json<NewSubscriberResponse>)> {
+    let page_id = path_id("id", &id)?;
+    no_repeats("component_ids", "", &r.component_ids)?;
+    let new = r.parse()?;
+    let (subscriber, secret) = state
+        .store
+        .add_subscriber(page_id, &new, &c.actor(), state.now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewSubscriberResponse { subscriber, secret }),
+    ))
+}
+
+/// Remove a subscriber, with whatever was still to be sent to it.
+#[utoipa::path(delete, path = "/api/v1/status-subscribers/{id}", tag = "status pages",
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorResponse)), security(("token" = ["admin"])))]
+async fn delete_status_subscriber(
+    State(state): State<AppState>,
+    c: AsAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_subscriber(path_id("id", &id)?, &c.actor(), state.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
