@@ -432,10 +432,11 @@ impl Store {
         let mut rows = sqlx::query(&format!(
             "UPDATE status_deliveries SET status = 'sending', attempts = attempts + 1, \
              next_attempt_at = $1 WHERE id IN ({list}) AND status IN ('pending', 'sending') \
-             RETURNING id, page_id, subscriber_id, kind, post_id, update_id, idempotency_key, \
+             AND next_attempt_at <= $2 RETURNING id, page_id, subscriber_id, kind, post_id, update_id, idempotency_key, \
              attempts, next_attempt_at"
         ))
         .bind(to_millis(now) + lease_ms)
+        .bind(to_millis(now))
         .fetch_all(&mut *w.tx)
         .await?;
         w.commit().await?;
