@@ -2,6 +2,9 @@
 //! against a real exchange: EHLO with capabilities, STARTTLS or implicit TLS,
 //! AUTH PLAIN and LOGIN, MAIL/RCPT/DATA, QUIT, and replies scripted per
 //! connection (a 451 here, a 550 there, a greeting that never comes).
+//!
+//! Shared: tocsin-server's API tests include this file too (`#[path]`), for
+//! status-page subscriber mail.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -111,7 +114,11 @@ impl Receiver {
 
 /// The test server's certificate (for 127.0.0.1 and localhost), signed by tests/fixtures/ca.pem.
 pub fn tls_config() -> Arc<ServerConfig> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    // From this crate's tests and from tocsin-server's, which include this file.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tocsin-notify/tests/fixtures"
+    );
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(format!("{dir}/server.pem"))
             .unwrap()
