@@ -70,6 +70,8 @@ pub struct Session {
 pub struct Receiver {
     pub addr: SocketAddr,
     sessions: Arc<Mutex<Vec<Session>>>,
+    /// Woken whenever a message arrives.
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Receiver {
@@ -78,9 +80,11 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sessions = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(tokio::sync::Notify::new());
         let r = Receiver {
             addr,
             sessions: sessions.clone(),
+            arrived: arrived.clone(),
         };
         tokio::spawn(async move {
             let mut n = 0;
@@ -98,6 +102,7 @@ impl Receiver {
                 let log = Log {
                     sessions: sessions.clone(),
                     index,
+                    arrived: arrived.clone(),
                 };
                 tokio::spawn(async move {
                     let _ = serve(stream, b, log).await;
@@ -109,6 +114,18 @@ impl Receiver {
 
     pub fn sessions(&self) -> Vec<Session> {
         self.sessions.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages have arrived.
+    pub async fn messages(&self, n: usize) {
+        loop {
+            let arrived = self.arrived.notified();
+            let got = self.sessions().iter().filter(|s| s.data.is_some()).count();
+            if got >= n {
+                return;
+            }
+            arrived.await;
+        }
     }
 }
 
@@ -138,6 +155,7 @@ pub fn tls_config() -> Arc<ServerConfig> {
 struct Log {
     sessions: Arc<Mutex<Vec<Session>>>,
     index: usize,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Log {
@@ -276,6 +294,7 @@ async fn serve(stream: TcpStream, b: Behaviour, log: Log) -> std::io::Result<()>
                     s.data = Some(data);
                     s.tls = tls;
                 });
+                log.arrived.notify_waiters();
                 reply(&mut conn, b.data_reply).await?;
             }
             "RSET" | "NOOP" => reply(&mut conn, "250 2.0.0 Ok").await?,

@@ -42,7 +42,8 @@ both_backends!(
     failed_mail_is_retried_with_backoff_then_fails,
     a_restarted_or_second_worker_never_sends_twice,
     webhooks_are_signed_with_the_subscriber_s_secret_and_retried,
-    without_smtp_email_waits_and_says_why
+    without_smtp_email_waits_and_says_why,
+    the_running_worker_is_woken_by_new_mail_and_stops_on_shutdown
 );
 
 /// The server's public URL in links.
@@ -854,4 +855,33 @@ async fn without_smtp_email_waits_and_says_why(app: TestApp) {
     let with_relay = mailer(&app, Some(&r));
     assert_eq!(with_relay.tick().await.unwrap(), sent(1));
     assert_eq!(mails(&r).len(), 1);
+}
+
+async fn the_running_worker_is_woken_by_new_mail_and_stops_on_shutdown(app: TestApp) {
+    let r = Receiver::start(vec![Behaviour::default()]).await;
+    let p = page(&app, "acme").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(mailer(&app, Some(&r)).run(stopped));
+    // Nothing is due: the worker sleeps (up to its longest sleep) until the
+    // subscription's commit wakes it.
+    let reader = EmailAddress::parse("email", "reader@example.com").unwrap();
+    app.store
+        .subscribe_email(p, &reader, &[], now(&app))
+        .await
+        .unwrap();
+    tokio::time::timeout(StdDuration::from_secs(10), r.messages(1))
+        .await
+        .expect("the confirmation arrives without waiting for a poll");
+    stop.send(true).unwrap();
+    tokio::time::timeout(StdDuration::from_secs(10), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+    assert_eq!(mails(&r)[0].rcpt, to("reader@example.com"));
+    let rows = outbox(&app, p).await;
+    assert_eq!(
+        rows[0].status,
+        StatusDeliveryState::Sent,
+        "recorded before stopping"
+    );
 }
