@@ -28,6 +28,9 @@ pub struct Mail {
     pub text: String,
     /// The HTML part's body, every text in it escaped.
     pub html: String,
+    /// The sender's display name in place of the relay's (the status page's
+    /// name); the address stays the configured one.
+    pub from_name: Option<String>,
     /// Extra headers, e.g. `List-Unsubscribe`; each value is put on one line
     /// and encoded by lettre, so no value can start a header of its own.
     pub headers: Vec<(&'static str, String)>,
@@ -59,7 +62,11 @@ pub(crate) fn build_mail(
     from: &Mailbox,
     to: Mailbox,
 ) -> Result<lettre::Message, String> {
-    let mut builder = envelope(&mail.idempotency_key, &mail.subject, from, to);
+    let from = match &mail.from_name {
+        Some(name) => Mailbox::new(Some(one_line(name)), from.email.clone()),
+        None => from.clone(),
+    };
+    let mut builder = envelope(&mail.idempotency_key, &mail.subject, &from, to);
     for (name, value) in &mail.headers {
         let name = HeaderName::new_from_ascii(name.to_string())
             .map_err(|_| format!("`{name}` is not a header name"))?;
@@ -284,6 +291,7 @@ mod tests {
             subject: "[Acme] Down\r\nBcc: evil@example.com".into(),
             text: "Text".into(),
             html: "<p>Text</p>".into(),
+            from_name: Some("Acme \"Status\"\r\nBcc: x@example.com".into()),
             headers: vec![(
                 "List-Unsubscribe",
                 "<https://s.example/unsubscribe?token=a.b>\r\nBcc: evil@example.com".into(),

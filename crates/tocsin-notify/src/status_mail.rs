@@ -144,6 +144,8 @@ impl StatusMessage {
             subject,
             text,
             html: body,
+            // Readers know the page, not Tocsin.
+            from_name: Some(self.page.name.clone()),
             headers,
         }
     }

@@ -330,6 +330,13 @@ async fn followers_of_a_component_get_its_updates_and_the_unsubscribe_link_works
         .find(|g| g.rcpt == to("api@example.com"))
         .unwrap();
     assert_eq!(mail.subject(), "[Acme] API errors: Investigating");
+    let parsed = mail.parsed();
+    let from = parsed.from().unwrap().first().unwrap();
+    assert_eq!(
+        (from.name(), from.address()),
+        (Some("Acme"), Some("status@acme.test")),
+        "the page's name, the relay's address"
+    );
     let text = mail.text();
     assert!(
         text.contains("We are looking into errors at checkout."),

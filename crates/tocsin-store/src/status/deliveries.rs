@@ -450,8 +450,21 @@ impl Store {
         for r in rows {
             match self.claimed(&r, now, &mut pages, &mut posts).await {
                 Ok(m) => out.push(m),
-                // The subscriber, post or page went away since: its rows went with it.
-                Err(StoreError::NotFound { .. }) => {}
+                // The subscriber, post or page went away since (and the row
+                // with it), or the update is no longer the post's: nothing to
+                // send, and nothing to claim again at every lease's end.
+                Err(StoreError::NotFound { .. }) => {
+                    let mut w = self.write().await?;
+                    sqlx::query(
+                        "UPDATE status_deliveries SET status = 'cancelled' \
+                         WHERE id = $1 AND status = 'sending' AND attempts = $2",
+                    )
+                    .bind(r.try_get::<i64, _>("id")?)
+                    .bind(r.try_get::<i64, _>("attempts")?)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    w.commit().await?;
+                }
                 Err(e) => return Err(e),
             }
         }
