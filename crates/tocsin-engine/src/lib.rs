@@ -8,4 +8,5 @@ pub mod heartbeat;
 pub mod jobs;
 pub mod render;
 pub mod sender;
+pub mod status_mail;
 pub mod suppression;

@@ -1,6 +1,8 @@
 //! What a page looks like as an email: a multipart/alternative message (the
 //! plain text and an HTML rendering with every text escaped), with ids that make
 //! a resend recognisably the same mail and thread one incident's pages together.
+//! Mail that is not a page (status-page subscriber mail) is a [`Mail`]: the
+//! same envelope, its own words and a few extra headers.
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
@@ -14,6 +16,70 @@ const AUTO_SUBMITTED: &str = "Auto-Submitted";
 /// The incident number, for mail filters.
 const INCIDENT_HEADER: &str = "X-Tocsin-Incident";
 
+/// A mail that is not about an incident (status-page subscriber mail): its
+/// words, already rendered, and the headers it needs beyond Tocsin's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mail {
+    /// The outbox row's key: the Message-ID is derived from it, so a resend is the same mail.
+    pub idempotency_key: String,
+    /// The subject (put on one line when sent).
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part's body, every text in it escaped.
+    pub html: String,
+    /// The sender's display name in place of the relay's (the status page's
+    /// name); the address stays the configured one.
+    pub from_name: Option<String>,
+    /// Extra headers, e.g. `List-Unsubscribe`; each value is put on one line
+    /// and encoded by lettre, so no value can start a header of its own.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The envelope every mail shares: sender, recipient, subject on one line, a
+/// Message-ID stable per idempotency key, `Auto-Submitted`.
+fn envelope(
+    idempotency_key: &str,
+    subject: &str,
+    from: &Mailbox,
+    to: Mailbox,
+) -> lettre::message::MessageBuilder {
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(one_line(subject))
+        .message_id(Some(message_id(idempotency_key, from.email.domain())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(AUTO_SUBMITTED),
+            "auto-generated".into(),
+        ))
+}
+
+/// Builds `mail` from `from` to `to`. Fails on an extra header's name that
+/// is not one (spaces, a colon), or when lettre refuses the parts.
+pub(crate) fn build_mail(
+    mail: &Mail,
+    from: &Mailbox,
+    to: Mailbox,
+) -> Result<lettre::Message, String> {
+    let from = match &mail.from_name {
+        Some(name) => Mailbox::new(Some(one_line(name)), from.email.clone()),
+        None => from.clone(),
+    };
+    let mut builder = envelope(&mail.idempotency_key, &mail.subject, &from, to);
+    for (name, value) in &mail.headers {
+        let name = HeaderName::new_from_ascii(name.to_string())
+            .map_err(|_| format!("`{name}` is not a header name"))?;
+        builder = builder.raw_header(HeaderValue::new(name, one_line(value)));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            document(&one_line(&mail.subject), &mail.html),
+        ))
+        .map_err(|e| e.to_string())
+}
+
 /// Builds the mail for `out` from `from` to `to`. Fails only when lettre
 /// refuses the parts, which our inputs cannot make it do.
 pub(crate) fn build(
@@ -22,15 +88,7 @@ pub(crate) fn build(
     to: Mailbox,
 ) -> Result<lettre::Message, lettre::error::Error> {
     let domain = from.email.domain();
-    let mut builder = lettre::Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(one_line(&out.message.subject))
-        .message_id(Some(message_id(&out.idempotency_key, domain)))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str(AUTO_SUBMITTED),
-            "auto-generated".into(),
-        ));
+    let mut builder = envelope(&out.idempotency_key, &out.message.subject, from, to);
     if let Some(incident) = &out.message.incident {
         // Every page of one incident points at the same root id, which no mail
         // carries: clients thread on References/In-Reply-To whichever page came first.
@@ -135,7 +193,7 @@ fn render_incident(i: &IncidentSummary) -> String {
 
 /// A link, or plain text for anything but http(s): a `javascript:` URL from an
 /// alert payload must not become something to click.
-fn link(href: &str, text: &str, style: &str) -> String {
+pub(crate) fn link(href: &str, text: &str, style: &str) -> String {
     let lower = href.trim_start().to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
         return format!("{}: {}", html(text), html(href));
@@ -222,6 +280,39 @@ mod tests {
             "{head}"
         );
         assert!(!mail.to_ascii_lowercase().contains("\nbcc:"), "{mail}");
+    }
+
+    #[test]
+    fn a_mail_carries_its_headers_on_one_line_and_refuses_bad_names() {
+        let from: Mailbox = "Acme Status <status@example.com>".parse().unwrap();
+        let to: Mailbox = "reader@example.com".parse().unwrap();
+        let mut mail = Mail {
+            idempotency_key: "update:4:9".into(),
+            subject: "[Acme] Down\r\nBcc: evil@example.com".into(),
+            text: "Text".into(),
+            html: "<p>Text</p>".into(),
+            from_name: Some("Acme \"Status\"\r\nBcc: x@example.com".into()),
+            headers: vec![(
+                "List-Unsubscribe",
+                "<https://s.example/unsubscribe?token=a.b>\r\nBcc: evil@example.com".into(),
+            )],
+        };
+        let raw =
+            String::from_utf8(build_mail(&mail, &from, to.clone()).unwrap().formatted()).unwrap();
+        // Long values are folded: a continuation line starts with a space.
+        let head = raw[..raw.find("\r\n\r\n").unwrap()].replace("\r\n ", " ");
+        assert!(head.contains("Auto-Submitted: auto-generated"), "{head}");
+        assert!(
+            head.contains(&message_id("update:4:9", "example.com")),
+            "{head}"
+        );
+        assert!(
+            head.contains("List-Unsubscribe: <https://s.example/unsubscribe?token=a.b> Bcc: evil@example.com\r\n"),
+            "{head}"
+        );
+        assert!(!raw.to_ascii_lowercase().contains("\nbcc:"), "{raw}");
+        mail.headers = vec![("Not A Name", "x".into())];
+        assert!(build_mail(&mail, &from, to).is_err());
     }
 
     #[test]

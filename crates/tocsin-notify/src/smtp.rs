@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tocsin_core::Invalid;
 
 use crate::classify::SendError;
-use crate::email;
+use crate::email::{self, Mail};
 use crate::{BoxFuture, Outgoing, Provider, Sent};
 
 /// How long one delivery may take unless configured otherwise.
@@ -222,14 +222,32 @@ impl SmtpProvider {
         })
     }
 
+    /// How long one delivery may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends a mail that is not a page (status-page subscriber mail) to `to`, once.
+    pub async fn send_mail(&self, to: &str, mail: &Mail) -> Result<Sent, SendError> {
+        let to = mailbox(to)?;
+        let built = email::build_mail(mail, &self.from, to)
+            .map_err(|e| SendError::bad_address(format!("cannot build the mail: {e}")))?;
+        self.transmit(built, &mail.idempotency_key).await
+    }
+
     async fn deliver(&self, out: &Outgoing) -> Result<Sent, SendError> {
-        let target = out.recipient.target.trim();
-        let to: Mailbox = target.parse().map_err(|e| {
-            SendError::bad_address(format!("`{target}` is not an email address: {e}"))
-        })?;
+        let to = mailbox(&out.recipient.target)?;
         let mail = email::build(out, &self.from, to)
             .map_err(|e| SendError::bad_address(format!("cannot build the mail: {e}")))?;
-        let message_id = email::message_id(&out.idempotency_key, self.from.email.domain());
+        self.transmit(mail, &out.idempotency_key).await
+    }
+
+    async fn transmit(
+        &self,
+        mail: lettre::Message,
+        idempotency_key: &str,
+    ) -> Result<Sent, SendError> {
+        let message_id = email::message_id(idempotency_key, self.from.email.domain());
         // lettre bounds only the connect with its timeout; a relay that accepts
         // and then says nothing would hold the delivery worker forever.
         let response = tokio::time::timeout(self.timeout, self.transport.send(mail))
@@ -300,6 +318,13 @@ impl SmtpProvider {
             retry_after: None,
         }
     }
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, SendError> {
+    let target = address.trim();
+    target
+        .parse()
+        .map_err(|e| SendError::bad_address(format!("`{target}` is not an email address: {e}")))
 }
 
 impl Provider for SmtpProvider {

@@ -132,42 +132,68 @@ impl WebhookProvider {
 
     async fn post(&self, out: &Outgoing) -> Result<Sent, SendError> {
         let url = webhook_url(&out.recipient.address)?;
-        let idempotency_key = HeaderValue::from_str(&out.idempotency_key)
-            .map_err(|_| SendError::bad_address("idempotency key is not a valid header value"))?;
         let now = self.clock.now();
         let raw = serde_json::to_vec(&body(out, now)).expect("a JSON value serializes");
-        let signature = sign(&self.secret, now.timestamp(), &raw);
-        let request = self
-            .client
-            .post(url)
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", idempotency_key)
-            .header(SIGNATURE_HEADER, signature)
-            .body(raw);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| crate::classify::transport(&e.without_url(), self.timeout))?;
-        let status = response.status().as_u16();
-        // Only an excerpt of a failure is kept, so only a little is read: a
-        // receiver answering with megabytes costs nothing. A success's body is unused.
-        let limit = if response.status().is_success() {
-            0
-        } else {
-            EXCERPT_BYTES + 1
-        };
-        let http::Answer {
-            headers,
-            body: answer,
-            ..
-        } = http::read(response, limit).await;
-        classify(status, &headers, &answer, self.clock.now())?;
-        Ok(Sent {
-            provider_id: None,
-            status,
-        })
+        post_signed(
+            &self.client,
+            url,
+            &self.headers,
+            &out.idempotency_key,
+            &self.secret,
+            raw,
+            now,
+            self.timeout,
+        )
+        .await
     }
+}
+
+/// POSTs `raw` (JSON) to `url` once, signed with `secret` at `now`
+/// (`Tocsin-Signature`), with `Idempotency-Key` and `headers`, and classifies
+/// the answer. Every signed webhook Tocsin sends goes through here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn post_signed(
+    client: &reqwest::Client,
+    url: Url,
+    headers: &HeaderMap,
+    idempotency_key: &str,
+    secret: &[u8],
+    raw: Vec<u8>,
+    now: Timestamp,
+    timeout: Duration,
+) -> Result<Sent, SendError> {
+    let idempotency_key = HeaderValue::from_str(idempotency_key)
+        .map_err(|_| SendError::bad_address("idempotency key is not a valid header value"))?;
+    let signature = sign(secret, now.timestamp(), &raw);
+    let request = client
+        .post(url)
+        .headers(headers.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", idempotency_key)
+        .header(SIGNATURE_HEADER, signature)
+        .body(raw);
+    let response = request
+        .send()
+        .await
+        .map_err(|e| crate::classify::transport(&e.without_url(), timeout))?;
+    let status = response.status().as_u16();
+    // Only an excerpt of a failure is kept, so only a little is read: a
+    // receiver answering with megabytes costs nothing. A success's body is unused.
+    let limit = if response.status().is_success() {
+        0
+    } else {
+        EXCERPT_BYTES + 1
+    };
+    let http::Answer {
+        headers,
+        body: answer,
+        ..
+    } = http::read(response, limit).await;
+    classify(status, &headers, &answer, now)?;
+    Ok(Sent {
+        provider_id: None,
+        status,
+    })
 }
 
 impl Provider for WebhookProvider {
@@ -181,7 +207,7 @@ impl Provider for WebhookProvider {
 }
 
 /// A contact method's address as a webhook URL: absolute http or https with a host.
-fn webhook_url(address: &str) -> Result<Url, SendError> {
+pub(crate) fn webhook_url(address: &str) -> Result<Url, SendError> {
     web_url(address, "webhook")
 }
 

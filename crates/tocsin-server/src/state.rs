@@ -57,6 +57,9 @@ pub struct AppState {
     pub live: Arc<crate::web::Live>,
     /// Recent wrong passwords at the sign-in form.
     pub login_failures: Arc<crate::web::LoginFailures>,
+    /// Whether status pages may offer email subscriptions: an SMTP relay is
+    /// configured to send their mail. Off unless the server sets it.
+    pub status_email: bool,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             twilio: None,
             live: Arc::default(),
             login_failures: Arc::default(),
+            status_email: false,
         }
     }
 

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 use tocsin_core::settings::IncidentSettings;
+use tocsin_engine::status_mail::StatusMailConfig;
 use tocsin_store::SqliteSync;
 
 use crate::notify_config::NotifyConfig;
@@ -112,6 +113,57 @@ struct FileConfig {
     incident: IncidentSettings,
     #[serde(default)]
     notify: NotifyConfig,
+    #[serde(default)]
+    status: StatusConfig,
+}
+
+/// `[status]`: public status pages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    // --- Subscriber mail and webhooks (tocsin-engine status_mail) ---
+    /// Subscriber messages started per second on each node, email and webhooks together [default: 10].
+    pub mail_per_second: Option<f64>,
+    /// Seconds a webhook subscriber's receiver has to answer [default: 10].
+    pub webhook_timeout_seconds: Option<u64>,
+    /// Attempts before a subscriber message fails for good [default: 5].
+    pub max_attempts: Option<i64>,
+    // --- end of subscriber mail ---
+}
+
+impl StatusConfig {
+    /// The mail worker's settings, links under `public_url`.
+    pub fn mail(&self, public_url: &str) -> StatusMailConfig {
+        let d = StatusMailConfig::new(public_url);
+        StatusMailConfig {
+            per_second: self.mail_per_second.unwrap_or(d.per_second),
+            max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+            webhook_timeout: self
+                .webhook_timeout_seconds
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(d.webhook_timeout),
+            ..d
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self
+            .mail_per_second
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            bail!("status.mail_per_second must be more than 0");
+        }
+        if self.max_attempts.is_some_and(|a| a < 1) {
+            bail!("status.max_attempts must be at least 1");
+        }
+        if self
+            .webhook_timeout_seconds
+            .is_some_and(|t| t == 0 || t > 300)
+        {
+            bail!("status.webhook_timeout_seconds must be 1 to 300");
+        }
+        Ok(())
+    }
 }
 
 /// The configuration in force.
@@ -153,6 +205,8 @@ pub struct Config {
     pub incident: IncidentSettings,
     /// Notification providers, limits and retries.
     pub notify: NotifyConfig,
+    /// Public status pages.
+    pub status: StatusConfig,
 }
 
 impl Config {
@@ -234,6 +288,7 @@ impl Config {
                 .collect(),
             incident: file.incident,
             notify: file.notify,
+            status: file.status,
         };
         if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
             bail!(
@@ -251,6 +306,7 @@ impl Config {
                 bail!("public_url must be an http:// or https:// URL, not `{u}`");
             }
         }
+        config.status.validate()?;
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
@@ -319,6 +375,46 @@ mod tests {
         .unwrap();
         assert_eq!(c.smtp_listen, Some("127.0.0.1:2525".parse().unwrap()));
         assert_eq!(c.email_resolve_keywords, ["fixed"]);
+        let mail = c.status.mail("https://t.example");
+        assert_eq!(mail.per_second, 10.0);
+        assert_eq!(mail.max_attempts, 5);
+        assert_eq!(mail.webhook_timeout.as_secs(), 10);
+        std::fs::write(
+            &path,
+            "[status]\nmail_per_second = 2.5\nmax_attempts = 3\nwebhook_timeout_seconds = 4\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let mail = c.status.mail("https://t.example");
+        assert_eq!(
+            (
+                mail.per_second,
+                mail.max_attempts,
+                mail.webhook_timeout.as_secs()
+            ),
+            (2.5, 3, 4)
+        );
+        for (bad, key) in [
+            ("mail_per_second = 0", "status.mail_per_second"),
+            ("max_attempts = 0", "status.max_attempts"),
+            (
+                "webhook_timeout_seconds = 0",
+                "status.webhook_timeout_seconds",
+            ),
+            ("mail_per_secnd = 1", "mail_per_secnd"),
+        ] {
+            std::fs::write(&path, format!("[status]\n{bad}\n")).unwrap();
+            let err = Config::load(&ServerArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{bad}: {err:#}");
+        }
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
         let err = Config::load(&ServerArgs {
             config: Some(path),

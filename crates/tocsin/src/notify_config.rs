@@ -104,6 +104,8 @@ pub struct Notify {
     pub templates: Arc<Templates>,
     /// The Twilio auth token, when texts and calls are configured (for signed replies).
     pub twilio_auth_token: Option<String>,
+    /// The SMTP relay, when configured (status-page subscriber mail goes through it too).
+    pub smtp: Option<Arc<SmtpProvider>>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -197,12 +199,15 @@ impl NotifyConfig {
         let p = DiscordProvider::new(self.discord.clone().unwrap_or_default())
             .map_err(|e| named("discord", e))?;
         providers = providers.with(Channel::Discord, Arc::new(p), limit(Channel::Discord));
+        let mut smtp_provider = None;
         if let Some(mut smtp) = self.smtp.clone() {
             if let Some(p) = env(tocsin_notify::smtp::PASSWORD_ENV) {
                 smtp.password = Some(p);
             }
-            let p = SmtpProvider::new(smtp).map_err(|e| named("smtp", e))?;
-            providers = providers.with(Channel::Email, Arc::new(p), limit(Channel::Email));
+            let p = Arc::new(SmtpProvider::new(smtp).map_err(|e| named("smtp", e))?);
+            // The same relay sends status-page subscriber mail.
+            smtp_provider = Some(p.clone());
+            providers = providers.with(Channel::Email, p, limit(Channel::Email));
         }
         let mut twilio_auth_token = None;
         if let Some(mut twilio) = self.twilio.clone() {
@@ -258,6 +263,7 @@ impl NotifyConfig {
             lease,
             templates: Arc::new(templates),
             twilio_auth_token,
+            smtp: smtp_provider,
         })
     }
 }
@@ -283,6 +289,7 @@ mod tests {
             ["discord", "mattermost", "ntfy", "slack", "teams"]
         );
         assert!(n.twilio_auth_token.is_none());
+        assert!(n.smtp.is_none());
         let n = parse(
             r#"
             max_attempts = 4
@@ -323,6 +330,7 @@ mod tests {
         assert_eq!(n.sender.max_attempts, 4);
         assert_eq!(n.lease, Duration::from_secs(90));
         assert_eq!(n.twilio_auth_token.as_deref(), Some("t"));
+        assert!(n.smtp.is_some(), "kept for status-page subscriber mail");
     }
 
     #[test]

@@ -132,6 +132,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             url.clone(),
         ));
     }
+    // Status-page subscribers: email through the same relay as pages, webhooks
+    // signed per subscriber. Without a relay the public pages offer no email.
+    let status_mailer = tocsin_engine::status_mail::StatusMailer::new(
+        store.clone(),
+        state.clock.clone(),
+        notify.smtp.clone(),
+        config
+            .status
+            .mail(state.public_url.as_deref().unwrap_or_default()),
+    )
+    .map_err(|e| anyhow::anyhow!("status.{}: {}", e.field, e.message))?;
+    state.status_email = status_mailer.email_available();
     // Background work stops when the HTTP server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
@@ -171,6 +183,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot release notifications left mid-send")?;
     let delivery = tokio::spawn(sender.clone().run(stopped.clone()));
+    let status_mail = tokio::spawn(status_mailer.run(stopped.clone()));
     let jobs = tokio::spawn(
         tocsin_engine::jobs::Runner::new(store.clone(), state.clock.clone(), Arc::new(sender))
             .run(stopped.clone()),
@@ -210,6 +223,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = held.await;
     let _ = jobs.await;
     let _ = delivery.await;
+    let _ = status_mail.await;
     if let Some(smtp) = smtp {
         let _ = smtp.await;
     }

@@ -2,6 +2,9 @@
 //! against a real exchange: EHLO with capabilities, STARTTLS or implicit TLS,
 //! AUTH PLAIN and LOGIN, MAIL/RCPT/DATA, QUIT, and replies scripted per
 //! connection (a 451 here, a 550 there, a greeting that never comes).
+//!
+//! Shared: tocsin-server's API tests include this file too (`#[path]`), for
+//! status-page subscriber mail.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -67,6 +70,9 @@ pub struct Session {
 pub struct Receiver {
     pub addr: SocketAddr,
     sessions: Arc<Mutex<Vec<Session>>>,
+    /// Woken whenever a message arrives (awaited by tocsin-server's tests).
+    #[allow(dead_code)]
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Receiver {
@@ -75,9 +81,11 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sessions = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(tokio::sync::Notify::new());
         let r = Receiver {
             addr,
             sessions: sessions.clone(),
+            arrived: arrived.clone(),
         };
         tokio::spawn(async move {
             let mut n = 0;
@@ -95,6 +103,7 @@ impl Receiver {
                 let log = Log {
                     sessions: sessions.clone(),
                     index,
+                    arrived: arrived.clone(),
                 };
                 tokio::spawn(async move {
                     let _ = serve(stream, b, log).await;
@@ -107,11 +116,28 @@ impl Receiver {
     pub fn sessions(&self) -> Vec<Session> {
         self.sessions.lock().unwrap().clone()
     }
+
+    /// Waits until at least `n` messages have arrived (tocsin-server's tests).
+    #[allow(dead_code)]
+    pub async fn messages(&self, n: usize) {
+        loop {
+            let arrived = self.arrived.notified();
+            let got = self.sessions().iter().filter(|s| s.data.is_some()).count();
+            if got >= n {
+                return;
+            }
+            arrived.await;
+        }
+    }
 }
 
 /// The test server's certificate (for 127.0.0.1 and localhost), signed by tests/fixtures/ca.pem.
 pub fn tls_config() -> Arc<ServerConfig> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    // From this crate's tests and from tocsin-server's, which include this file.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tocsin-notify/tests/fixtures"
+    );
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(format!("{dir}/server.pem"))
             .unwrap()
@@ -131,6 +157,7 @@ pub fn tls_config() -> Arc<ServerConfig> {
 struct Log {
     sessions: Arc<Mutex<Vec<Session>>>,
     index: usize,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Log {
@@ -269,6 +296,7 @@ async fn serve(stream: TcpStream, b: Behaviour, log: Log) -> std::io::Result<()>
                     s.data = Some(data);
                     s.tls = tls;
                 });
+                log.arrived.notify_waiters();
                 reply(&mut conn, b.data_reply).await?;
             }
             "RSET" | "NOOP" => reply(&mut conn, "250 2.0.0 Ok").await?,

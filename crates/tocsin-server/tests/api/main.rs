@@ -5,6 +5,11 @@
 
 mod support;
 
+// The notify crate's ESMTP receiver: a real SMTP exchange for subscriber mail.
+#[path = "../../../tocsin-notify/tests/smtp_receiver/mod.rs"]
+#[allow(dead_code)]
+mod smtp_receiver;
+
 mod action_links;
 mod bad_input;
 mod browser;
@@ -30,6 +35,7 @@ mod roles;
 mod schedules;
 mod status_api;
 mod status_flow;
+mod status_mail;
 mod suppression;
 mod swaps;
 mod twilio_replies;

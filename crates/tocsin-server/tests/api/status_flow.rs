@@ -28,18 +28,18 @@ both_backends!(
     subscriber_links_confirm_and_unsubscribe_and_forgeries_fail
 );
 
-fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     tocsin_core::time::Clock::now(&app.clock)
 }
 
-fn actor(app: &TestApp) -> Actor {
+pub(crate) fn actor(app: &TestApp) -> Actor {
     Actor {
         user_id: Some(app.admin_id),
         name: "Ada Admin".into(),
     }
 }
 
-async fn page(app: &TestApp, slug: &str) -> i64 {
+pub(crate) async fn page(app: &TestApp, slug: &str) -> i64 {
     app.store
         .create_status_page(
             &NewStatusPage {
@@ -61,7 +61,7 @@ async fn page(app: &TestApp, slug: &str) -> i64 {
         .id
 }
 
-async fn component(app: &TestApp, page_id: i64, name: &str) -> i64 {
+pub(crate) async fn component(app: &TestApp, page_id: i64, name: &str) -> i64 {
     app.store
         .create_component(
             page_id,
@@ -83,7 +83,7 @@ async fn component(app: &TestApp, page_id: i64, name: &str) -> i64 {
         .id
 }
 
-fn incident_post(components: Vec<ComponentChange>) -> NewPost {
+pub(crate) fn incident_post(components: Vec<ComponentChange>) -> NewPost {
     NewPost {
         kind: PostKind::Incident,
         incident_id: None,
@@ -102,7 +102,7 @@ fn incident_post(components: Vec<ComponentChange>) -> NewPost {
     }
 }
 
-fn runner(app: &TestApp) -> Runner {
+pub(crate) fn runner(app: &TestApp) -> Runner {
     Runner::new(
         app.store.clone(),
         Arc::new(app.clock.clone()),

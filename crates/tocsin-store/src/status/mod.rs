@@ -15,7 +15,10 @@ mod subscribers;
 pub use components::{
     ComponentChanges, GroupChanges, NewComponent, NewComponentGroup, StatusProposal,
 };
-pub use deliveries::FANOUT_BATCH;
+pub use deliveries::{
+    ClaimedStatusMessage, StatusDeliveryState, StatusDeliveryStats, StatusDeliveryView,
+    StatusMessageKind, FANOUT_BATCH, MAX_STATUS_ERROR,
+};
 pub use pages::{NewStatusPage, PageVersion, StatusPageChanges};
 pub use posts::{ComponentChange, NewPost, NewTemplate, NewUpdate, PostChanges, TemplateChanges};
 pub use snapshot::page_url;
