@@ -366,9 +366,8 @@ async fn publish_status_maintenance(
         return Err(invalid("scheduled_until", "is in the past"));
     }
     no_repeats("components", "", &r.components)?;
-    // Named components keep their status while it is scheduled; one announced
-    // in progress puts them under maintenance at once.
-    let under = (status == PostStatus::InProgress).then_some(ComponentStatus::UnderMaintenance);
+    // Named components keep their status while it is scheduled; the store puts
+    // them under maintenance when it starts (at once, if announced in progress).
     let post = NewPost {
         kind: PostKind::Maintenance,
         incident_id: None,
@@ -381,7 +380,7 @@ async fn publish_status_maintenance(
             .iter()
             .map(|&component_id| ComponentChange {
                 component_id,
-                status: under,
+                status: None,
             })
             .collect(),
         notify: r.notify,

@@ -254,13 +254,15 @@ async fn post_event(
 }
 
 impl Store {
-    /// Checks every component named is on `page_id`; `field` names the list.
+    /// Checks every component named is on `page_id`; `field` names the list,
+    /// `suffix` the id's key within an item (`.component_id`), if items are objects.
     async fn check_components(
         &self,
         w: &mut WriteTx,
         page_id: i64,
         ids: &[i64],
         field: &str,
+        suffix: &str,
     ) -> Result<(), StoreError> {
         for (i, &id) in ids.iter().enumerate() {
             let page: Option<i64> =
@@ -270,7 +272,7 @@ impl Store {
                     .await?;
             if page != Some(page_id) {
                 return Err(Invalid::new(
-                    format!("{field}[{i}]"),
+                    format!("{field}[{i}]{suffix}"),
                     format!("{id} is not a component of this status page"),
                 )
                 .into());
@@ -335,7 +337,10 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let mut out = Vec::new();
         for &cid in &post.component_ids {
-            if named.iter().any(|c| c.component_id == cid) {
+            if named
+                .iter()
+                .any(|c| c.component_id == cid && c.status.is_some())
+            {
                 continue;
             }
             let held: i64 = sqlx::query_scalar(
@@ -375,7 +380,12 @@ impl Store {
             .filter_map(|c| c.status.map(|s| (c.component_id, s)))
             .collect();
         // Defaults for components the update does not name.
-        let unnamed = |cid: &i64| !named.iter().any(|c| c.component_id == *cid);
+        // A component named without a status takes the default like the rest.
+        let unnamed = |cid: &i64| {
+            !named
+                .iter()
+                .any(|c| c.component_id == *cid && c.status.is_some())
+        };
         match status {
             PostStatus::InProgress => changes.extend(
                 post.component_ids
@@ -506,7 +516,12 @@ impl Store {
         self.lock_row_by_id(&mut w, "id", "status_pages", page_id, "status page")
             .await?;
         let component_ids: Vec<i64> = p.components.iter().map(|c| c.component_id).collect();
-        self.check_components(&mut w, page_id, &component_ids, "components")
+        // A maintenance's components are a list of ids, an incident's a list of objects.
+        let suffix = match p.kind {
+            PostKind::Incident => ".component_id",
+            PostKind::Maintenance => "",
+        };
+        self.check_components(&mut w, page_id, &component_ids, "components", suffix)
             .await?;
         self.check_incident(&mut w, p.incident_id).await?;
         let (started_at, impact) = match p.kind {
@@ -594,8 +609,14 @@ impl Store {
         let post = self.post_in(&mut w, post_id).await?;
         let status = PostStatus::parse("status", post.kind, &u.status)?;
         let named_ids: Vec<i64> = u.components.iter().map(|c| c.component_id).collect();
-        self.check_components(&mut w, post.page_id, &named_ids, "components")
-            .await?;
+        self.check_components(
+            &mut w,
+            post.page_id,
+            &named_ids,
+            "components",
+            ".component_id",
+        )
+        .await?;
         if u.name.is_some() || u.impact.is_some() {
             sqlx::query("UPDATE status_posts SET name = $1, impact = $2 WHERE id = $3")
                 .bind(u.name.as_deref().unwrap_or(&post.name))
@@ -654,7 +675,7 @@ impl Store {
             return Err(Invalid::new("scheduled_for", "only a maintenance has a schedule").into());
         }
         if let Some(ids) = &c.component_ids {
-            self.check_components(&mut w, old.page_id, ids, "component_ids")
+            self.check_components(&mut w, old.page_id, ids, "component_ids", "")
                 .await?;
             sqlx::query("DELETE FROM status_post_components WHERE post_id = $1")
                 .bind(post_id)
