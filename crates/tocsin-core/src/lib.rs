@@ -7,6 +7,7 @@
 
 pub mod action_link;
 pub mod alert;
+pub mod analytics;
 pub mod auth;
 pub mod change;
 pub mod escalation;
