@@ -25,6 +25,7 @@ pub mod routing;
 pub mod schedule;
 pub mod settings;
 pub mod silence;
+pub mod similar;
 pub mod status_page;
 pub mod template;
 pub mod time;
