@@ -173,8 +173,8 @@ impl IncidentFacts {
     }
 
     /// Several incidents reviewed together (one postmortem): the earliest start,
-    /// sign, declaration and acknowledgement; mitigated and resolved only once all
-    /// are, at the latest of them. Severity is the first one's (callers pass the
+    /// sign, declaration and acknowledgement (the start only if no sign came
+    /// before it); mitigated and resolved only once all are, at the latest of them. Severity is the first one's (callers pass the
     /// most severe first); services, teams and alerts are the union and the sum.
     /// `None` for no incidents.
     pub fn combine(all: &[IncidentFacts]) -> Option<IncidentFacts> {
@@ -194,6 +194,10 @@ impl IncidentFacts {
         let mut team_ids: Vec<i64> = all.iter().flat_map(|f| f.team_ids.clone()).collect();
         team_ids.sort_unstable();
         team_ids.dedup();
+        let detected_at = all.iter().map(|f| f.detected_at).min()?;
+        // A sign before the earliest recorded start means the group's impact began
+        // earlier than anyone recorded: unknown, not a negative or zero TTD.
+        let began_at = min_opt(|f| f.began_at).filter(|b| *b <= detected_at);
         Some(IncidentFacts {
             incident_id: first.incident_id,
             severity: first.severity.clone(),
@@ -203,8 +207,8 @@ impl IncidentFacts {
                 .iter()
                 .map(|f| f.alert_count)
                 .fold(0, u32::saturating_add),
-            began_at: min_opt(|f| f.began_at),
-            detected_at: all.iter().map(|f| f.detected_at).min()?,
+            began_at,
+            detected_at,
             declared_at: all.iter().map(|f| f.declared_at).min()?,
             acknowledged_at: min_opt(|f| f.acknowledged_at),
             mitigated_at: all_max(|f| f.mitigated_at),
