@@ -21,6 +21,7 @@ pub mod invalid;
 pub mod maintenance;
 pub mod matcher;
 pub mod model;
+pub mod postmortem;
 pub mod routing;
 pub mod schedule;
 pub mod settings;
