@@ -142,6 +142,29 @@ fn short_duration(ms: i64) -> String {
     }
 }
 
+/// Counts durations into the bins `edges` (ascending, milliseconds) cut, with
+/// labels for a histogram: `< 1m`, `1m–5m`, …, `≥ 4h`. Exact: each value is
+/// counted in the bin whose lower edge it reaches.
+pub fn duration_bins(values: &[i64], edges: &[i64]) -> Vec<(String, u64)> {
+    let mut counts = vec![0u64; edges.len() + 1];
+    for &v in values {
+        counts[edges.partition_point(|&e| e <= v)] += 1;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let name = match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
+                (None, Some(&hi)) => format!("< {}", short_duration(hi)),
+                (Some(lo), Some(&hi)) => format!("{}–{}", short_duration(lo), short_duration(hi)),
+                (Some(lo), None) => format!("≥ {}", short_duration(lo)),
+                (None, None) => "all".to_string(),
+            };
+            (name, n)
+        })
+        .collect()
+}
+
 /// One line of a line chart: a value per x label, `None` where there is none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -559,6 +582,20 @@ mod tests {
         let svg = histogram("Nothing", &[], "x");
         safe(&svg);
         assert!(svg.contains("No data"));
+    }
+
+    #[test]
+    fn bins_by_hand() {
+        const MIN: i64 = 60_000;
+        // Edges 1, 5 and 60 min: 30 s → "< 1m"; 1 min exactly and 4 min → "1m–5m";
+        // 5 min → "5m–1h"; 2 h → "≥ 1h".
+        let bins = duration_bins(
+            &[30_000, MIN, 4 * MIN, 5 * MIN, 120 * MIN],
+            &[MIN, 5 * MIN, 60 * MIN],
+        );
+        let want = [("< 1m", 1), ("1m–5m", 2), ("5m–1h", 1), ("≥ 1h", 1)];
+        assert_eq!(bins, want.map(|(l, n)| (l.to_string(), n)));
+        assert_eq!(duration_bins(&[1, 2], &[]), [("all".to_string(), 2)]);
     }
 
     #[test]
