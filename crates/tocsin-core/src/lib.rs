@@ -7,6 +7,7 @@
 
 pub mod action_link;
 pub mod alert;
+pub mod analytics;
 pub mod auth;
 pub mod change;
 pub mod escalation;
@@ -20,10 +21,12 @@ pub mod invalid;
 pub mod maintenance;
 pub mod matcher;
 pub mod model;
+pub mod postmortem;
 pub mod routing;
 pub mod schedule;
 pub mod settings;
 pub mod silence;
+pub mod similar;
 pub mod status_page;
 pub mod template;
 pub mod time;
