@@ -57,6 +57,10 @@ pub struct AppState {
     pub live: Arc<crate::web::Live>,
     /// Recent wrong passwords at the sign-in form.
     pub login_failures: Arc<crate::web::LoginFailures>,
+    /// Rendered public status pages.
+    pub status: Arc<crate::status::StatusCache>,
+    /// Subscription requests per client address on public status pages.
+    pub status_subscribe_limit: Arc<crate::status::SubscribeLimiter>,
 }
 
 impl AppState {
@@ -71,7 +75,6 @@ impl AppState {
         let settings = Arc::new(settings);
         let alerts = store.alert_writer(settings.clone(), clock.clone());
         AppState {
-            store,
             settings,
             clock,
             limits,
@@ -83,6 +86,9 @@ impl AppState {
             twilio: None,
             live: Arc::default(),
             login_failures: Arc::default(),
+            status: Arc::new(crate::status::StatusCache::new(&store)),
+            status_subscribe_limit: Arc::default(),
+            store,
         }
     }
 

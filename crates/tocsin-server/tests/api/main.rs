@@ -29,6 +29,7 @@ mod records;
 mod roles;
 mod schedules;
 mod status_flow;
+mod status_public;
 mod suppression;
 mod swaps;
 mod twilio_replies;
