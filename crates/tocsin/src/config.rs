@@ -78,6 +78,12 @@ pub struct ServerArgs {
     /// Subject keywords that make a mail resolve its thread's alert, comma-separated [default: resolved,recovered,ok].
     #[arg(long, env = "TOCSIN_EMAIL_RESOLVE_KEYWORDS", value_delimiter = ',')]
     pub email_resolve_keywords: Option<Vec<String>>,
+    /// Folder `serve` writes public status pages to as static files [default: off].
+    #[arg(long, env = "TOCSIN_STATUS_EXPORT_DIR")]
+    pub status_export_dir: Option<PathBuf>,
+    /// Seconds between static exports, besides one after each change [default: 60].
+    #[arg(long, env = "TOCSIN_STATUS_EXPORT_INTERVAL_SECONDS")]
+    pub status_export_interval_seconds: Option<u64>,
 }
 
 fn parse_sync(s: &str) -> Result<SqliteSync, String> {
@@ -112,6 +118,16 @@ struct FileConfig {
     incident: IncidentSettings,
     #[serde(default)]
     notify: NotifyConfig,
+    #[serde(default)]
+    status: StatusFileConfig,
+}
+
+/// `[status]`: public status pages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusFileConfig {
+    export_dir: Option<PathBuf>,
+    export_interval_seconds: Option<u64>,
 }
 
 /// The configuration in force.
@@ -153,6 +169,10 @@ pub struct Config {
     pub incident: IncidentSettings,
     /// Notification providers, limits and retries.
     pub notify: NotifyConfig,
+    /// Where `serve` writes public status pages as static files; `None`: it does not.
+    pub status_export_dir: Option<PathBuf>,
+    /// How often it writes them, besides after each change.
+    pub status_export_interval: std::time::Duration,
 }
 
 impl Config {
@@ -234,7 +254,16 @@ impl Config {
                 .collect(),
             incident: file.incident,
             notify: file.notify,
+            status_export_dir: args.status_export_dir.clone().or(file.status.export_dir),
+            status_export_interval: std::time::Duration::from_secs(
+                args.status_export_interval_seconds
+                    .or(file.status.export_interval_seconds)
+                    .unwrap_or(60),
+            ),
         };
+        if config.status_export_interval.is_zero() {
+            bail!("[status] export_interval_seconds must be at least 1");
+        }
         if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
             bail!(
                 "smtp_max_message_bytes must be at least 1024 and smtp_max_connections at least 1"
@@ -294,6 +323,8 @@ mod tests {
         assert_eq!(c.incident.types.len(), 1);
         assert!(c.database.starts_with("sqlite://tocsin-data/"));
         assert_eq!(c.public_url, None);
+        assert_eq!(c.status_export_dir, None, "no static export by default");
+        assert_eq!(c.status_export_interval.as_secs(), 60);
         let c = Config::load(&ServerArgs {
             public_url: Some("https://tocsin.example.com/".into()),
             ..Default::default()
@@ -319,6 +350,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.smtp_listen, Some("127.0.0.1:2525".parse().unwrap()));
         assert_eq!(c.email_resolve_keywords, ["fixed"]);
+        std::fs::write(
+            &path,
+            "[status]\nexport_dir = \"/srv/status\"\nexport_interval_seconds = 30\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.status_export_dir, Some(PathBuf::from("/srv/status")));
+        assert_eq!(c.status_export_interval.as_secs(), 30);
+        std::fs::write(&path, "[status]\nexport_interval_seconds = 0\n").unwrap();
+        assert!(Config::load(&ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .is_err());
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
         let err = Config::load(&ServerArgs {
             config: Some(path),
