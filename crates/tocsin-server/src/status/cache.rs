@@ -218,7 +218,9 @@ impl StatusCache {
         {
             return current;
         }
-        if current.is_some() && failed.is_some_and(|t| t.elapsed() < BACKOFF) {
+        // Just failed: serve what there is (or nothing) rather than have every
+        // reader wait on the database again.
+        if failed.is_some_and(|t| t.elapsed() < BACKOFF) {
             return current;
         }
         let base = state.public_url.as_deref().unwrap_or("");

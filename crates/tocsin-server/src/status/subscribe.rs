@@ -173,42 +173,10 @@ async fn submit(
                 ..Filled::default()
             }
         }
-        "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-            let field = |k: &'static str| pairs.iter().filter(move |(n, _)| n == k).map(|(_, v)| v);
-            let mut filled = Filled {
-                email: field("email").next().cloned().unwrap_or_default(),
-                ..Filled::default()
-            };
-            let expected = crate::web::cookie(&headers, CSRF_COOKIE).unwrap_or("");
-            let sent = field("_csrf").next().map(String::as_str).unwrap_or("");
-            if expected.is_empty() || !crate::web::same_secret(sent, expected) {
-                filled.error = Some("The form had expired. Please try again.".into());
-                return Ok(form_page(
-                    &state,
-                    &headers,
-                    &r,
-                    filled,
-                    StatusCode::FORBIDDEN,
-                ));
-            }
-            for v in field("component_ids") {
-                match v.parse() {
-                    Ok(id) => filled.component_ids.push(id),
-                    Err(_) => {
-                        filled.error = Some(format!("Components: `{v}` is not a component."));
-                        return Ok(form_page(
-                            &state,
-                            &headers,
-                            &r,
-                            filled,
-                            StatusCode::BAD_REQUEST,
-                        ));
-                    }
-                }
-            }
-            filled
-        }
+        "application/x-www-form-urlencoded" => match read_form(&body, &headers) {
+            Ok(filled) => filled,
+            Err((refused, status)) => return Ok(form_page(&state, &headers, &r, refused, status)),
+        },
         _ => {
             let e = ApiError::UnsupportedMediaType(
                 "application/json or application/x-www-form-urlencoded",
@@ -253,6 +221,33 @@ async fn submit(
         (Err(StoreError::Conflict { .. }), _) => Err(StatusError::NoSubscriptions.to(want)),
         (Err(e), _) => Err(StatusError::from(e).to(want)),
     }
+}
+
+/// The form's fields, or, when its token does not match its cookie or a
+/// component is not a number, the form to show again and its status.
+fn read_form(body: &[u8], headers: &HeaderMap) -> Result<Filled, (Filled, StatusCode)> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let field = |k: &'static str| pairs.iter().filter(move |(n, _)| n == k).map(|(_, v)| v);
+    let mut filled = Filled {
+        email: field("email").next().cloned().unwrap_or_default(),
+        ..Filled::default()
+    };
+    let expected = crate::web::cookie(headers, CSRF_COOKIE).unwrap_or("");
+    let sent = field("_csrf").next().map(String::as_str).unwrap_or("");
+    if expected.is_empty() || !crate::web::same_secret(sent, expected) {
+        filled.error = Some("The form had expired. Please try again.".into());
+        return Err((filled, StatusCode::FORBIDDEN));
+    }
+    for v in field("component_ids") {
+        match v.parse() {
+            Ok(id) => filled.component_ids.push(id),
+            Err(_) => {
+                filled.error = Some(format!("Components: `{v}` is not a component."));
+                return Err((filled, StatusCode::BAD_REQUEST));
+            }
+        }
+    }
+    Ok(filled)
 }
 
 /// A refused field for people: `Email address: "x" is not an email address.`

@@ -1094,7 +1094,15 @@ async fn subscribing_answers_the_same_for_every_address(app: TestApp) {
         .find(|s| s.address == "other@example.com")
         .unwrap();
     assert_eq!(other.component_ids, vec![api]);
-    // The form's component choice is kept too.
+    // The form's component choice is kept too; a mangled one is named.
+    let r = post(vec![
+        ("_csrf", form.csrf.clone()),
+        ("email", "fourth@example.com".into()),
+        ("component_ids", "x".into()),
+    ])
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(said(&r.text).contains("Components: `x` is not a component."));
     let r = post(vec![
         ("_csrf", form.csrf.clone()),
         ("email", "third@example.com".into()),
