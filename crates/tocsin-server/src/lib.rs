@@ -1,5 +1,5 @@
 //! Tocsin's HTTP edges: the REST API under /api/v1 with its OpenAPI document,
-//! health, readiness and metrics.
+//! the web UI, public status pages, health, readiness and metrics.
 
 mod actions;
 pub(crate) mod api;
@@ -28,6 +28,7 @@ pub use twilio::TwilioInbound;
 
 fn all_routes() -> OpenApiRouter<AppState> {
     api::routes()
+        .merge(status::routes())
         .merge(api::feed_routes())
         .merge(actions::routes())
         .merge(twilio::routes())
@@ -43,14 +44,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The application: every route, metrics, and a JSON 404 for the rest.
 pub fn router(state: AppState) -> Router {
     let (routes, _) = all_routes().split_for_parts();
-    routes
+    let routed = routes
         .merge(web::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // A layer on a router runs after its routing; this one must run before
+    // (a status page's custom domain and export names change the path), so
+    // it wraps the routed application as an outer router's only service.
+    Router::new()
+        .fallback_service(routed)
+        .layer(middleware::from_fn_with_state(state, status::route_by_host))
 }
 
 /// No such route: JSON for API clients, the UI's error page for a browser.
@@ -80,7 +87,9 @@ pub async fn serve(
         // Live-update streams never end by themselves; they must not hold the drain.
         live.close();
     };
-    axum::serve(listener, router(state))
+    // The peer address: public forms limit requests per client (status pages).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

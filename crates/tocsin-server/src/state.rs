@@ -60,6 +60,10 @@ pub struct AppState {
     /// Whether status pages may offer email subscriptions: an SMTP relay is
     /// configured to send their mail. Off unless the server sets it.
     pub status_email: bool,
+    /// Rendered public status pages.
+    pub status: Arc<crate::status::StatusCache>,
+    /// Subscription requests per client address on public status pages.
+    pub status_subscribe_limit: Arc<crate::status::SubscribeLimiter>,
 }
 
 impl AppState {
@@ -74,7 +78,6 @@ impl AppState {
         let settings = Arc::new(settings);
         let alerts = store.alert_writer(settings.clone(), clock.clone());
         AppState {
-            store,
             settings,
             clock,
             limits,
@@ -87,6 +90,9 @@ impl AppState {
             live: Arc::default(),
             login_failures: Arc::default(),
             status_email: false,
+            status: Arc::new(crate::status::StatusCache::new(&store)),
+            status_subscribe_limit: Arc::default(),
+            store,
         }
     }
 

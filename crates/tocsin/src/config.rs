@@ -79,6 +79,12 @@ pub struct ServerArgs {
     /// Subject keywords that make a mail resolve its thread's alert, comma-separated [default: resolved,recovered,ok].
     #[arg(long, env = "TOCSIN_EMAIL_RESOLVE_KEYWORDS", value_delimiter = ',')]
     pub email_resolve_keywords: Option<Vec<String>>,
+    /// Folder `serve` writes public status pages to as static files [default: off].
+    #[arg(long, env = "TOCSIN_STATUS_EXPORT_DIR")]
+    pub status_export_dir: Option<PathBuf>,
+    /// Seconds between static exports, besides one after each change [default: 60].
+    #[arg(long, env = "TOCSIN_STATUS_EXPORT_INTERVAL_SECONDS")]
+    pub status_export_interval_seconds: Option<u64>,
 }
 
 fn parse_sync(s: &str) -> Result<SqliteSync, String> {
@@ -129,6 +135,10 @@ pub struct StatusConfig {
     /// Attempts before a subscriber message fails for good [default: 5].
     pub max_attempts: Option<i64>,
     // --- end of subscriber mail ---
+    /// Where `serve` writes public pages as static files (read into `Config::status_export_dir`).
+    export_dir: Option<PathBuf>,
+    /// How often, besides after each change [default: 60].
+    export_interval_seconds: Option<u64>,
 }
 
 impl StatusConfig {
@@ -207,6 +217,10 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Public status pages.
     pub status: StatusConfig,
+    /// Where `serve` writes public status pages as static files; `None`: it does not.
+    pub status_export_dir: Option<PathBuf>,
+    /// How often it writes them, besides after each change.
+    pub status_export_interval: std::time::Duration,
 }
 
 impl Config {
@@ -288,8 +302,20 @@ impl Config {
                 .collect(),
             incident: file.incident,
             notify: file.notify,
+            status_export_dir: args
+                .status_export_dir
+                .clone()
+                .or(file.status.export_dir.clone()),
+            status_export_interval: std::time::Duration::from_secs(
+                args.status_export_interval_seconds
+                    .or(file.status.export_interval_seconds)
+                    .unwrap_or(60),
+            ),
             status: file.status,
         };
+        if config.status_export_interval.is_zero() {
+            bail!("[status] export_interval_seconds must be at least 1");
+        }
         if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
             bail!(
                 "smtp_max_message_bytes must be at least 1024 and smtp_max_connections at least 1"
@@ -350,6 +376,8 @@ mod tests {
         assert_eq!(c.incident.types.len(), 1);
         assert!(c.database.starts_with("sqlite://tocsin-data/"));
         assert_eq!(c.public_url, None);
+        assert_eq!(c.status_export_dir, None, "no static export by default");
+        assert_eq!(c.status_export_interval.as_secs(), 60);
         let c = Config::load(&ServerArgs {
             public_url: Some("https://tocsin.example.com/".into()),
             ..Default::default()
@@ -375,13 +403,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.smtp_listen, Some("127.0.0.1:2525".parse().unwrap()));
         assert_eq!(c.email_resolve_keywords, ["fixed"]);
-        let mail = c.status.mail("https://t.example");
-        assert_eq!(mail.per_second, 10.0);
-        assert_eq!(mail.max_attempts, 5);
-        assert_eq!(mail.webhook_timeout.as_secs(), 10);
         std::fs::write(
             &path,
-            "[status]\nmail_per_second = 2.5\nmax_attempts = 3\nwebhook_timeout_seconds = 4\n",
+            "[status]\nmail_per_second = 2.5\nmax_attempts = 3\nwebhook_timeout_seconds = 4\n\
+             export_dir = \"/srv/status\"\nexport_interval_seconds = 30\n",
         )
         .unwrap();
         let c = Config::load(&ServerArgs {
@@ -389,6 +414,14 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
+        assert_eq!(c.status_export_dir, Some(PathBuf::from("/srv/status")));
+        assert_eq!(c.status_export_interval.as_secs(), 30);
+        std::fs::write(&path, "[status]\nexport_interval_seconds = 0\n").unwrap();
+        assert!(Config::load(&ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .is_err());
         let mail = c.status.mail("https://t.example");
         assert_eq!(
             (

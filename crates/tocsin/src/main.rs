@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod notify_config;
 mod serve;
+mod status_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ enum Command {
     BenchPaging(bench_paging::PagingArgs),
     /// Web UI page latency: seeds a database with 10,000 incidents and times each page's HTML (in-process server).
     BenchPages(bench_pages::PagesArgs),
+    /// Public status pages: `export` writes them as static files, reading the database directly.
+    #[command(subcommand)]
+    Status(status_cmd::StatusCmd),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -47,6 +51,7 @@ async fn main() {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchPaging(args) => bench_paging::run(args).await,
         Command::BenchPages(args) => bench_pages::run(args).await,
+        Command::Status(cmd) => status_cmd::run(cmd).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

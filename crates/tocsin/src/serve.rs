@@ -26,7 +26,8 @@ pub fn init_logging(config: &Config) {
     }
 }
 
-async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<Store> {
+/// Opens and migrates the configured database.
+pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<Store> {
     open_store_with(config, clock, tocsin_store::DEFAULT_LEASE).await
 }
 
@@ -188,6 +189,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tocsin_engine::jobs::Runner::new(store.clone(), state.clock.clone(), Arc::new(sender))
             .run(stopped.clone()),
     );
+    // Public status pages: rendered ahead of readers, and written out as static
+    // files when an export folder is configured.
+    let status_cache = tokio::spawn(tocsin_server::status::run_refresher(
+        state.clone(),
+        stopped.clone(),
+    ));
+    let status_export = config.status_export_dir.clone().map(|dir| {
+        tracing::info!(dir = %dir.display(), "exporting public status pages");
+        tokio::spawn(tocsin_server::status::run_exporter(
+            store.clone(),
+            state.clock.clone(),
+            state.public_url.clone().unwrap_or_default(),
+            state.status_email,
+            dir,
+            config.status_export_interval,
+            stopped.clone(),
+        ))
+    });
     let smtp = match config.smtp_listen {
         None => None,
         Some(smtp_addr) => {
@@ -224,6 +243,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = jobs.await;
     let _ = delivery.await;
     let _ = status_mail.await;
+    let _ = status_cache.await;
+    if let Some(export) = status_export {
+        let _ = export.await;
+    }
     if let Some(smtp) = smtp {
         let _ = smtp.await;
     }

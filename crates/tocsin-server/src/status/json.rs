@@ -21,7 +21,7 @@ use tocsin_core::status_page::{ComponentStatus, Impact, PostKind, PostStatus};
 use tocsin_core::time::Timestamp;
 
 /// One of the read API's documents, by its path under `/api/v2/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Document {
     /// `summary.json`: status, components, unresolved incidents, open maintenances.
     Summary,

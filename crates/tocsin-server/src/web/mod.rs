@@ -30,6 +30,9 @@ use crate::state::AppState;
 pub(crate) use common::{Chrome, WebError, WebResult};
 pub use live::Live;
 pub use login::LoginFailures;
+// The public status pages read the same session (internal pages) and compare
+// their form tokens the same way.
+pub(crate) use session::{cookie, same_secret, COOKIE_NAME};
 
 /// `err` as the UI's error page, with the UI's security headers.
 pub(crate) fn error_page(err: crate::ApiError) -> axum::response::Response {

@@ -36,6 +36,7 @@ mod schedules;
 mod status_api;
 mod status_flow;
 mod status_mail;
+mod status_public;
 mod suppression;
 mod swaps;
 mod twilio_replies;

@@ -144,8 +144,16 @@ async fn every_endpoint_enforces_its_role(app: TestApp) {
     // a heartbeat ping (GET and POST), a calendar feed and an action link (GET
     // confirms, POST acts) by the secret in their path; Twilio's SMS, voice and
     // status webhooks by X-Twilio-Signature (here unconfigured: 404, see twilio_replies.rs).
+    // Public status pages (HTML, JSON, feeds, subscribing and mail links) take
+    // no token; an internal page checks the session or token itself
+    // (status_public.rs).
+    let status_pages = ops
+        .iter()
+        .filter(|(_, path, _)| path.starts_with("/status/"))
+        .count();
+    assert_eq!(status_pages, 23, "the public status-page routes");
     assert_eq!(
-        public, 14,
+        public - status_pages, 14,
         "only healthz, readyz, metrics, openapi.json, /v2/enqueue, /v2/change/enqueue, the heartbeat ping, the calendar feed, the action link and the Twilio SMS, voice and status webhooks take no token"
     );
     // Refused and invalid requests wrote nothing. The one valid request with an

@@ -205,7 +205,10 @@ pub async fn spawn_app_with(db: Db, settings: IncidentSettings, limits: Limits) 
         .await
         .expect("bootstrap")
         .expect("first user");
-    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), limits);
+    let mut state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), limits);
+    // As if a mail relay were configured: status pages offer email subscriptions,
+    // and what they would send waits in the outbox for the tests to read.
+    state.status_email = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(tocsin_server::serve(

@@ -54,10 +54,15 @@ impl Drop for Driver {
     }
 }
 
-/// Whether this machine can run browser tests; prints the skip when not.
+/// Whether this machine can run browser tests; prints the skip when not. CI
+/// installs them (.ci/run), so there a missing browser fails instead of skipping.
 pub fn available() -> bool {
     let ok = std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists();
     if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium/chromedriver not installed, and CI is set: .ci/run installs them"
+        );
         eprintln!("skipped: chromium/chromedriver not installed");
     }
     ok

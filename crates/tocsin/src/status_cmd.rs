@@ -1,0 +1,79 @@
+//! `tocsin status export`: public status pages as static files, read straight
+//! from the database (like `tocsin admin-token`), so it works while the server
+//! is down; the same files `tocsin serve` writes with `[status] export_dir`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tocsin_core::time::{Clock, SystemClock};
+use tocsin_server::status::{export, export_all, PageRef};
+
+use crate::config::{Config, ServerArgs};
+
+/// `tocsin status …`.
+#[derive(Debug, Subcommand)]
+pub enum StatusCmd {
+    /// Write public status pages as static files for any web server (never internal pages).
+    Export(ExportArgs),
+}
+
+/// Flags of `tocsin status export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Folder to write: one folder per page slug inside it, or, with --page,
+    /// that page's files in it (the folder is replaced whole).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Export only the page with this slug.
+    #[arg(long)]
+    pub page: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Runs a `tocsin status` command.
+pub async fn run(cmd: StatusCmd) -> anyhow::Result<()> {
+    match cmd {
+        StatusCmd::Export(args) => export_pages(args).await,
+    }
+}
+
+async fn export_pages(args: ExportArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.server)?;
+    crate::serve::init_logging(&config);
+    let clock = SystemClock;
+    let store = crate::serve::open_store(&config, &clock).await?;
+    // Links in the feeds and JSON point where `tocsin serve` says it lives.
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    // Pages offer email subscriptions when `serve` can send the mail.
+    let email = config.notify.smtp.is_some();
+    let result = match &args.page {
+        Some(slug) => export(
+            &store,
+            PageRef::Slug(slug.clone()),
+            &base,
+            email,
+            clock.now(),
+            &args.out,
+        )
+        .await
+        .map(|s| vec![s]),
+        None => export_all(&store, &base, email, clock.now(), &args.out).await,
+    };
+    store.close().await;
+    let slugs = result?;
+    if slugs.is_empty() {
+        println!("no public status pages to export");
+    }
+    for slug in slugs {
+        let dir = match &args.page {
+            Some(_) => args.out.clone(),
+            None => args.out.join(&slug),
+        };
+        println!("{slug}: {}", dir.display());
+    }
+    Ok(())
+}
