@@ -20,7 +20,7 @@ const EVIL: &str = "<img src=x onerror=alert(1)>";
 const EVIL_FLAG: &str = "<img src=x onerror=window.__xss=1>";
 
 /// The browser (its turn taken) and a fresh server; None when skipped.
-async fn setup() -> Option<(Arc<Driver>, TestApp)> {
+pub(crate) async fn setup() -> Option<(Arc<Driver>, TestApp)> {
     if !available() {
         return None;
     }
@@ -388,7 +388,7 @@ async fn viewer_cannot_work_an_incident() {
 
 /// Where screenshots go: docs/screenshots/ when TOCSIN_SCREENSHOTS=1, else
 /// target/screenshots/ (ordinary runs leave the source tree alone).
-fn screenshot_dir() -> std::path::PathBuf {
+pub(crate) fn screenshot_dir() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = if std::env::var("TOCSIN_SCREENSHOTS").as_deref() == Ok("1") {
         root.join("docs/screenshots")

@@ -13,6 +13,7 @@ mod smtp_receiver;
 mod action_links;
 mod bad_input;
 mod browser;
+mod browser_status;
 mod calendar;
 mod concurrency;
 mod contact_methods;
