@@ -230,7 +230,7 @@ fn remind(p: Patch<i64>, absent: Option<i64>) -> Result<Option<Option<i64>>, Inv
 }
 
 /// The template a post names, when it is one of this page's for this kind.
-async fn template(
+pub(crate) async fn template(
     state: &AppState,
     page_id: i64,
     kind: PostKind,
