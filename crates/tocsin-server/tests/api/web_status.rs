@@ -4,10 +4,11 @@
 //! the forms change, as the API then shows it, is in `web_status/config.rs`
 //! (pages, components, groups, templates, subscribers, logo),
 //! `web_status/publishing.rs` (incidents, updates, maintenances in a page's
-//! zone).
+//! zone) and `web_status/room.rs` (the incident room's panel).
 
 mod config;
 mod publishing;
+mod room;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -244,7 +245,10 @@ async fn every_page_answers_each_role(app: TestApp) {
 }
 
 /// Every form: (path, form, lowest role that may send it).
-fn forms_of(f: &Fixture) -> Vec<(String, Vec<(&'static str, String)>, &'static str)> {
+fn forms_of(
+    f: &Fixture,
+    incident: &str,
+) -> Vec<(String, Vec<(&'static str, String)>, &'static str)> {
     let p = f.page;
     let c = f.component;
     let s = |v: &str| v.to_string();
@@ -352,6 +356,20 @@ fn forms_of(f: &Fixture) -> Vec<(String, Vec<(&'static str, String)>, &'static s
             "responder",
         ),
         (format!("/status-posts/{}/delete", f.post), vec![], "admin"),
+        (
+            format!("/incidents/{incident}/status-posts"),
+            vec![
+                ("page_id", p.to_string()),
+                ("name", s("N")),
+                ("body", s("b")),
+            ],
+            "responder",
+        ),
+        (
+            format!("/incidents/{incident}/status-posts/{}/updates", f.post),
+            vec![("status", s("resolved")), ("body", s("b"))],
+            "responder",
+        ),
     ]
 }
 
@@ -394,13 +412,25 @@ pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x0
 
 async fn every_form_is_refused_without_token_or_role(app: TestApp) {
     let f = fixture(&app).await;
+    let inc = app
+        .declare(json!({ "title": "Internal", "severity": "SEV2" }))
+        .await;
+    let number = inc["number"].as_str().unwrap().to_string();
+    ok(
+        app.patch(
+            &format!("/api/v1/status-posts/{}", f.post),
+            json!({ "incident_id": id(&inc) }),
+        )
+        .await,
+        StatusCode::OK,
+    );
     let viewer = signed_in(&app, "viewer").await;
     let responder = signed_in(&app, "responder").await;
     let admin = signed_in(&app, "admin").await;
     let before = app.counts().await;
     let page_before = api(&app, &format!("/api/v1/status-pages/{}", f.page)).await;
     let post_before = api(&app, &format!("/api/v1/status-posts/{}", f.post)).await;
-    for (path, form, needs) in forms_of(&f) {
+    for (path, form, needs) in forms_of(&f, &number) {
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         // Without a token, and with a forged one, even for an admin.
         csrf_refused(&admin.post_raw(&path, &form).await, &path);
@@ -488,6 +518,7 @@ async fn hostile_text_is_escaped_on_every_page(app: TestApp) {
     );
     let admin = signed_in(&app, "admin").await;
     let mut paths: Vec<String> = pages_of(&f).into_iter().map(|(p, _)| p).collect();
+    paths.push(format!("/incidents/{}", inc["number"].as_str().unwrap()));
     paths.push(format!(
         "/status-pages/{}/maintenances/new?template={}",
         f.page, f.template

@@ -19,6 +19,13 @@ mod posts;
 mod settings;
 mod upload;
 
+pub(crate) use form::{
+    chosen_id, impact_opts, post_status_opts, posted, refused, Badge, Failed, Fill, Opt,
+};
+pub(crate) use posts::{
+    component_choices, group_names, incident_request, posted_choices, ComponentChoice,
+};
+
 use axum::routing::{get, post};
 use axum::Router;
 
