@@ -194,6 +194,8 @@ pub(super) async fn upload_logo(
             let ct = f.content_type.clone().unwrap_or_default();
             if logo_matches(&ct, &[]).is_none() {
                 Err(invalid("logo", format!("must be {LOGO_TYPES}")))
+            } else if f.data.len() > MAX_LOGO_BYTES {
+                Err(invalid("logo", "the image is larger than 256 KiB"))
             } else {
                 set_logo(&state, &who.actor(), id, "logo", &ct, &f.data)
                     .await

@@ -544,6 +544,16 @@ async fn the_logo_is_uploaded_checked_and_removed(app: TestApp) {
     let r = upload_logo(&admin, page, &admin.csrf, "image/png", b"").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.html.contains("logo: choose an image file"));
+    // Just over the limit: refused on the form; far over: refused unread.
+    let mut over = PNG.to_vec();
+    over.resize(256 * 1024 + 1, 0);
+    let r = upload_logo(&admin, page, &admin.csrf, "image/png", &over).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
+    assert!(
+        r.html.contains("logo: the image is larger than 256 KiB"),
+        "{}",
+        r.html
+    );
     let big = vec![0u8; 300 * 1024];
     let r = upload_logo(&admin, page, &admin.csrf, "image/png", &big).await;
     assert!(r.status.is_client_error(), "{}", r.status);
