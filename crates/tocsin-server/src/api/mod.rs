@@ -15,12 +15,12 @@ mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
 pub(crate) mod snippets;
-mod status_components;
-mod status_pages;
-mod status_posts;
-mod status_subscribers;
-mod status_templates;
-mod status_updates;
+pub(crate) mod status_components;
+pub(crate) mod status_pages;
+pub(crate) mod status_posts;
+pub(crate) mod status_subscribers;
+pub(crate) mod status_templates;
+pub(crate) mod status_updates;
 pub(crate) mod suppression;
 mod swaps;
 

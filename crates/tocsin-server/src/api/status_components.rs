@@ -20,6 +20,7 @@ use tocsin_core::Invalid;
 use tocsin_store::status::{
     ComponentChanges, GroupChanges, NewComponent, NewComponentGroup, StatusProposal,
 };
+use tocsin_store::Actor;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -67,12 +68,12 @@ fn position(p: Option<i64>) -> Result<Option<i64>, Invalid> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct GroupRequest {
     /// Name, e.g. `Europe`.
-    name: String,
+    pub(crate) name: String,
     /// Description.
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// Order on the page, 0 to 100000 (default: after the others).
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
 }
 
 /// Changes to a component group.
@@ -81,13 +82,13 @@ pub(crate) struct GroupRequest {
 pub(crate) struct GroupPatch {
     /// New name.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "present")]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     /// New order.
     #[serde(default, deserialize_with = "present")]
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
 }
 
 /// A new component.
@@ -95,25 +96,25 @@ pub(crate) struct GroupPatch {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComponentRequest {
     /// Name, e.g. `API`.
-    name: String,
+    pub(crate) name: String,
     /// Description.
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// Its group, on the same page.
-    group_id: Option<i64>,
+    pub(crate) group_id: Option<i64>,
     /// Order (default: after the others).
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
     /// Status to start in (default `operational`).
-    status: Option<ComponentStatus>,
+    pub(crate) status: Option<ComponentStatus>,
     /// Show its 90-day uptime bars (default true).
     #[serde(default = "yes")]
-    show_uptime: bool,
+    pub(crate) show_uptime: bool,
     /// Show it only while not operational (default false).
     #[serde(default)]
-    only_show_if_degraded: bool,
+    pub(crate) only_show_if_degraded: bool,
     /// Services whose incidents propose a status for it.
     #[serde(default)]
-    service_ids: Vec<i64>,
+    pub(crate) service_ids: Vec<i64>,
 }
 
 /// Changes to a component. A responder may send `status` alone; anything
@@ -123,29 +124,29 @@ pub(crate) struct ComponentRequest {
 pub(crate) struct ComponentPatch {
     /// New status (recorded in its history).
     #[serde(default, deserialize_with = "present")]
-    status: Option<ComponentStatus>,
+    pub(crate) status: Option<ComponentStatus>,
     /// New group, or null for none.
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
-    group_id: Patch<i64>,
+    pub(crate) group_id: Patch<i64>,
     /// New name.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "present")]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     /// New order.
     #[serde(default, deserialize_with = "present")]
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
     /// Uptime bars on or off.
     #[serde(default, deserialize_with = "present")]
-    show_uptime: Option<bool>,
+    pub(crate) show_uptime: Option<bool>,
     /// Shown only when degraded, or always.
     #[serde(default, deserialize_with = "present")]
-    only_show_if_degraded: Option<bool>,
+    pub(crate) only_show_if_degraded: Option<bool>,
     /// The linked services, replacing the list.
     #[serde(default, deserialize_with = "present")]
-    service_ids: Option<Vec<i64>>,
+    pub(crate) service_ids: Option<Vec<i64>>,
 }
 
 impl ComponentPatch {
@@ -222,16 +223,26 @@ async fn create_component_group(
     ApiJson(r): ApiJson<GroupRequest>,
 ) -> ApiResult<(StatusCode, Json<ComponentGroup>)> {
     let page_id = path_id("id", &id)?;
+    let g = create_group(&state, &c.actor(), page_id, r).await?;
+    Ok((StatusCode::CREATED, Json(g)))
+}
+
+/// Checks and stores a new group (the API's and the web form's one way in).
+pub(crate) async fn create_group(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: GroupRequest,
+) -> ApiResult<ComponentGroup> {
     let new = NewComponentGroup {
         name: required_text("name", &r.name, MAX_NAME)?,
         description: long_text("description", &r.description, MAX_DESCRIPTION)?,
         position: position(r.position)?,
     };
-    let g = state
+    Ok(state
         .store
-        .create_component_group(page_id, &new, &c.actor(), state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(g)))
+        .create_component_group(page_id, &new, actor, state.now())
+        .await?)
 }
 
 /// Read a component group.
@@ -261,6 +272,16 @@ async fn update_component_group(
     ApiJson(p): ApiJson<GroupPatch>,
 ) -> ApiResult<Json<ComponentGroup>> {
     let id = path_id("id", &id)?;
+    Ok(Json(update_group(&state, &c.actor(), id, p).await?))
+}
+
+/// Checks and stores changes to a group (the API's and the web form's one way in).
+pub(crate) async fn update_group(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: GroupPatch,
+) -> ApiResult<ComponentGroup> {
     let changes = GroupChanges {
         name: p
             .name
@@ -272,12 +293,10 @@ async fn update_component_group(
             .transpose()?,
         position: position(p.position)?,
     };
-    Ok(Json(
-        state
-            .store
-            .update_component_group(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    Ok(state
+        .store
+        .update_component_group(id, &changes, actor, state.now())
+        .await?)
 }
 
 /// Delete a component group; its components stay, ungrouped.
@@ -321,6 +340,17 @@ async fn create_status_component(
     ApiJson(r): ApiJson<ComponentRequest>,
 ) -> ApiResult<(StatusCode, Json<Component>)> {
     let page_id = path_id("id", &id)?;
+    let created = create_component(&state, &c.actor(), page_id, r).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks and stores a new component (the API's and the web form's one way in).
+pub(crate) async fn create_component(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: ComponentRequest,
+) -> ApiResult<Component> {
     no_repeats("service_ids", "", &r.service_ids)?;
     let new = NewComponent {
         group_id: r.group_id,
@@ -332,11 +362,10 @@ async fn create_status_component(
         only_show_if_degraded: r.only_show_if_degraded,
         service_ids: r.service_ids,
     };
-    let created = state
+    Ok(state
         .store
-        .create_component(page_id, &new, &c.actor(), state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+        .create_component(page_id, &new, actor, state.now())
+        .await?)
 }
 
 /// Read a component.
@@ -367,20 +396,35 @@ async fn update_status_component(
 ) -> ApiResult<Json<Component>> {
     // Who may comes before what is wrong: a responder's rename is refused as
     // a rename, whether or not the new name would parse.
-    if p.configures() && !c.role().allows(Role::Admin) {
+    may_change(&p, c.role())?;
+    let id = path_id("id", &id)?;
+    Ok(Json(update_component(&state, &c.actor(), id, p).await?))
+}
+
+/// Refuses a change to anything but the status unless `role` is admin.
+pub(crate) fn may_change(p: &ComponentPatch, role: Role) -> Result<(), ApiError> {
+    if p.configures() && !role.allows(Role::Admin) {
         return Err(ApiError::Forbidden {
             needed: Role::Admin.as_str(),
-            have: c.role().as_str(),
+            have: role.as_str(),
         });
     }
-    let id = path_id("id", &id)?;
+    Ok(())
+}
+
+/// Checks and stores changes to a component, after [`may_change`] (the API's
+/// and the web forms' one way in).
+pub(crate) async fn update_component(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: ComponentPatch,
+) -> ApiResult<Component> {
     let changes = p.parse()?;
-    Ok(Json(
-        state
-            .store
-            .update_component(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    Ok(state
+        .store
+        .update_component(id, &changes, actor, state.now())
+        .await?)
 }
 
 /// Delete a component and its history; posts that named it keep its name in their updates.

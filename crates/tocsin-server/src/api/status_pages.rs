@@ -17,6 +17,7 @@ use tocsin_core::status_page::records::StatusPage;
 use tocsin_core::status_page::{Color, Domain, Slug, Visibility};
 use tocsin_core::Invalid;
 use tocsin_store::status::{NewStatusPage, StatusPageChanges};
+use tocsin_store::Actor;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,7 +49,7 @@ pub(super) const MAX_DESCRIPTION: usize = 2_000;
 /// Longest text of a post's update or a template, in characters.
 pub(super) const MAX_BODY: usize = 20_000;
 /// Largest logo, bytes: a header image, not a photo.
-pub(super) const MAX_LOGO_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_LOGO_BYTES: usize = 256 * 1024;
 /// The brand colour of a page that names none.
 const DEFAULT_BRAND_COLOR: &str = "#1f6feb";
 
@@ -93,25 +94,25 @@ pub(super) fn web_url(field: &str, s: &str) -> Result<String, Invalid> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusPageRequest {
     /// URL slug: the page is at `/status/<slug>`; lowercase letters, digits, inner hyphens.
-    slug: String,
+    pub(crate) slug: String,
     /// Name shown as the heading.
-    name: String,
+    pub(crate) name: String,
     /// A line under the heading (markdown).
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// `public` (default: anyone) or `internal` (signed-in users only).
-    visibility: Option<Visibility>,
+    pub(crate) visibility: Option<Visibility>,
     /// Its own host name, e.g. `status.example.com`.
-    domain: Option<String>,
+    pub(crate) domain: Option<String>,
     /// IANA time zone its days and times are shown in (default `UTC`).
-    time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
     /// Header colour, `#rrggbb` (default `#1f6feb`).
-    brand_color: Option<String>,
+    pub(crate) brand_color: Option<String>,
     /// Where "Contact support" points: an http(s) URL.
-    support_url: Option<String>,
+    pub(crate) support_url: Option<String>,
     /// Whether readers may subscribe (default true).
     #[serde(default = "yes")]
-    allow_subscribers: bool,
+    pub(crate) allow_subscribers: bool,
 }
 
 /// The serde default of flags that are on unless turned off.
@@ -125,33 +126,33 @@ pub(super) fn yes() -> bool {
 pub(crate) struct StatusPagePatch {
     /// New slug.
     #[serde(default, deserialize_with = "present")]
-    slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// New name.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "present")]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     /// New visibility.
     #[serde(default, deserialize_with = "present")]
-    visibility: Option<Visibility>,
+    pub(crate) visibility: Option<Visibility>,
     /// New host name, or null for none.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    domain: Patch<String>,
+    pub(crate) domain: Patch<String>,
     /// New time zone.
     #[serde(default, deserialize_with = "present")]
-    time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
     /// New colour.
     #[serde(default, deserialize_with = "present")]
-    brand_color: Option<String>,
+    pub(crate) brand_color: Option<String>,
     /// New support link, or null for none.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    support_url: Patch<String>,
+    pub(crate) support_url: Patch<String>,
     /// Subscriptions on or off.
     #[serde(default, deserialize_with = "present")]
-    allow_subscribers: Option<bool>,
+    pub(crate) allow_subscribers: Option<bool>,
 }
 
 impl StatusPageRequest {
@@ -237,12 +238,35 @@ async fn create_status_page(
     c: AsAdmin,
     ApiJson(r): ApiJson<StatusPageRequest>,
 ) -> ApiResult<(StatusCode, Json<StatusPage>)> {
-    let new = r.parse()?;
-    let page = state
-        .store
-        .create_status_page(&new, &c.actor(), state.now())
-        .await?;
+    let page = create(&state, &c.actor(), r).await?;
     Ok((StatusCode::CREATED, Json(page)))
+}
+
+/// Checks and stores a new page (the API's and the web form's one way in).
+pub(crate) async fn create(
+    state: &AppState,
+    actor: &Actor,
+    r: StatusPageRequest,
+) -> ApiResult<StatusPage> {
+    let new = r.parse()?;
+    Ok(state
+        .store
+        .create_status_page(&new, actor, state.now())
+        .await?)
+}
+
+/// Checks and stores changes to a page's settings (the API's and the web form's one way in).
+pub(crate) async fn update(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: StatusPagePatch,
+) -> ApiResult<StatusPage> {
+    let changes = p.parse()?;
+    Ok(state
+        .store
+        .update_status_page(id, &changes, actor, state.now())
+        .await?)
 }
 
 /// Read a status page's settings.
@@ -269,13 +293,7 @@ async fn update_status_page(
     ApiJson(p): ApiJson<StatusPagePatch>,
 ) -> ApiResult<Json<StatusPage>> {
     let id = path_id("id", &id)?;
-    let changes = p.parse()?;
-    Ok(Json(
-        state
-            .store
-            .update_status_page(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    Ok(Json(update(&state, &c.actor(), id, p).await?))
 }
 
 /// Delete a status page with its components, history, posts, templates and subscribers.
@@ -294,12 +312,12 @@ async fn delete_status_page(
 }
 
 /// The image types a logo may be. SVG is not one: it can carry script.
-const LOGO_TYPES: &str =
+pub(crate) const LOGO_TYPES: &str =
     "image/png, image/jpeg, image/gif or image/webp (not SVG: it can carry script)";
 
 /// Whether `bytes` begin the way a file of `content_type` does; `None` when
 /// the type is not a logo type at all.
-fn logo_matches(content_type: &str, bytes: &[u8]) -> Option<bool> {
+pub(crate) fn logo_matches(content_type: &str, bytes: &[u8]) -> Option<bool> {
     Some(match content_type {
         "image/png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
         "image/jpeg" => bytes.starts_with(&[0xff, 0xd8, 0xff]),
@@ -371,17 +389,38 @@ async fn put_status_page_logo(
         return Err(ApiError::UnsupportedMediaType(LOGO_TYPES));
     }
     let bytes = read_body(req, MAX_LOGO_BYTES).await?;
-    if logo_matches(&content_type, &bytes) != Some(true) {
-        return Err(ApiError::Invalid {
-            field: "body".into(),
-            message: format!("the body is not a {content_type} image"),
-        });
+    Ok(Json(
+        set_logo(&state, &c.actor(), id, "body", &content_type, &bytes).await?,
+    ))
+}
+
+/// Checks a logo against its type and stores it (the API's and the web
+/// form's one way in); a refusal names `field`, where the image was sent.
+pub(crate) async fn set_logo(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    field: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> ApiResult<StatusPage> {
+    match logo_matches(content_type, bytes) {
+        None => return Err(ApiError::UnsupportedMediaType(LOGO_TYPES)),
+        Some(false) => {
+            return Err(ApiError::Invalid {
+                field: field.into(),
+                message: format!("the {field} is not a {content_type} image"),
+            })
+        }
+        Some(true) => {}
     }
-    let page = state
+    if bytes.len() > MAX_LOGO_BYTES {
+        return Err(ApiError::TooLarge(MAX_LOGO_BYTES));
+    }
+    Ok(state
         .store
-        .set_status_page_logo(id, Some((&content_type, &bytes)), &c.actor(), state.now())
-        .await?;
-    Ok(Json(page))
+        .set_status_page_logo(id, Some((content_type, bytes)), actor, state.now())
+        .await?)
 }
 
 /// Remove the page's logo.

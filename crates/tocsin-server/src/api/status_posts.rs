@@ -17,7 +17,7 @@ use tocsin_core::status_page::{maintenance_window, ComponentStatus, Impact, Post
 use tocsin_core::time::Timestamp;
 use tocsin_core::Invalid;
 use tocsin_store::status::{ComponentChange, NewPost, PostChanges};
-use tocsin_store::StoreError;
+use tocsin_store::{Actor, StoreError};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,7 +43,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Longest reminder ahead of a maintenance: a week.
-const MAX_REMIND_MINUTES: i64 = 7 * 24 * 60;
+pub(crate) const MAX_REMIND_MINUTES: i64 = 7 * 24 * 60;
 /// Reminder when none is asked for.
 const DEFAULT_REMIND_MINUTES: i64 = 60;
 /// Most posts one list returns.
@@ -61,9 +61,9 @@ pub(super) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComponentStatusRequest {
     /// The component, on the post's page.
-    component_id: i64,
+    pub(crate) component_id: i64,
     /// Its new status.
-    status: Option<ComponentStatus>,
+    pub(crate) status: Option<ComponentStatus>,
 }
 
 pub(super) fn component_changes(
@@ -85,25 +85,25 @@ pub(super) fn component_changes(
 #[serde(deny_unknown_fields)]
 pub(crate) struct IncidentPostRequest {
     /// Title (required unless the template gives one).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `investigating` (default), `identified`, `monitoring` or `resolved`.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// `none`, `minor`, `major` or `critical` (default: from the worst component status).
-    impact: Option<String>,
+    pub(crate) impact: Option<String>,
     /// The first update's text, markdown (required unless the template gives one).
-    body: Option<String>,
+    pub(crate) body: Option<String>,
     /// Components it affects, each with its new status.
     #[serde(default)]
-    components: Vec<ComponentStatusRequest>,
+    pub(crate) components: Vec<ComponentStatusRequest>,
     /// The internal incident it is about (never shown publicly).
-    incident_id: Option<i64>,
+    pub(crate) incident_id: Option<i64>,
     /// A template of this page whose title, body and status fill what is not given.
-    template_id: Option<i64>,
+    pub(crate) template_id: Option<i64>,
     /// Tell subscribers (default true).
     #[serde(default = "yes")]
-    notify: bool,
+    pub(crate) notify: bool,
     /// Time shown for the first update (RFC 3339, not in the future; default now).
-    display_at: Option<DateTime<Utc>>,
+    pub(crate) display_at: Option<DateTime<Utc>>,
 }
 
 /// A scheduled maintenance to announce.
@@ -111,33 +111,33 @@ pub(crate) struct IncidentPostRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct MaintenanceRequest {
     /// Title (required unless the template gives one).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The announcement, markdown (required unless the template gives one).
-    body: Option<String>,
+    pub(crate) body: Option<String>,
     /// A maintenance template of this page whose title, body and status fill what is not given.
-    template_id: Option<i64>,
+    pub(crate) template_id: Option<i64>,
     /// `scheduled` (default) or `in_progress` (it has begun: components go under maintenance now).
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// When the work starts; in the past only for one already `in_progress`.
-    scheduled_for: DateTime<Utc>,
+    pub(crate) scheduled_for: DateTime<Utc>,
     /// When it ends: after the start, at most 31 days later, not past.
-    scheduled_until: DateTime<Utc>,
+    pub(crate) scheduled_until: DateTime<Utc>,
     /// Components under maintenance while it is in progress.
     #[serde(default)]
-    components: Vec<i64>,
+    pub(crate) components: Vec<i64>,
     /// Start by itself at `scheduled_for` (default true).
     #[serde(default = "yes")]
-    auto_start: bool,
+    pub(crate) auto_start: bool,
     /// Complete by itself at `scheduled_until` (default true).
     #[serde(default = "yes")]
-    auto_complete: bool,
+    pub(crate) auto_complete: bool,
     /// Remind subscribers this many minutes ahead, 0 to 10080 (default 60; null: no reminder).
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
-    remind_minutes: Patch<i64>,
+    pub(crate) remind_minutes: Patch<i64>,
     /// Tell subscribers now and at the automatic steps (default true).
     #[serde(default = "yes")]
-    notify: bool,
+    pub(crate) notify: bool,
 }
 
 /// Changes to a post that are not an update: a typo, a rescheduled maintenance.
@@ -146,36 +146,36 @@ pub(crate) struct MaintenanceRequest {
 pub(crate) struct PostPatch {
     /// New title.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Incident: new impact (`none`, `minor`, `major`, `critical`).
     #[serde(default, deserialize_with = "present")]
-    impact: Option<String>,
+    pub(crate) impact: Option<String>,
     /// The internal incident it is about, or null to unlink.
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
-    incident_id: Patch<i64>,
+    pub(crate) incident_id: Patch<i64>,
     /// Maintenance: new planned start.
     #[serde(default, deserialize_with = "present")]
-    scheduled_for: Option<DateTime<Utc>>,
+    pub(crate) scheduled_for: Option<DateTime<Utc>>,
     /// Maintenance: new planned end.
     #[serde(default, deserialize_with = "present")]
-    scheduled_until: Option<DateTime<Utc>>,
+    pub(crate) scheduled_until: Option<DateTime<Utc>>,
     /// Maintenance: start by itself, or not.
     #[serde(default, deserialize_with = "present")]
-    auto_start: Option<bool>,
+    pub(crate) auto_start: Option<bool>,
     /// Maintenance: complete by itself, or not.
     #[serde(default, deserialize_with = "present")]
-    auto_complete: Option<bool>,
+    pub(crate) auto_complete: Option<bool>,
     /// Maintenance: reminder minutes (0 to 10080), or null for none.
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
-    remind_minutes: Patch<i64>,
+    pub(crate) remind_minutes: Patch<i64>,
     /// Maintenance: whether its automatic steps notify subscribers.
     #[serde(default, deserialize_with = "present")]
-    notify: Option<bool>,
+    pub(crate) notify: Option<bool>,
     /// The components it affects, replacing the list (their statuses stay).
     #[serde(default, deserialize_with = "present")]
-    component_ids: Option<Vec<i64>>,
+    pub(crate) component_ids: Option<Vec<i64>>,
 }
 
 /// Which posts to list.
@@ -230,7 +230,7 @@ fn remind(p: Patch<i64>, absent: Option<i64>) -> Result<Option<Option<i64>>, Inv
 }
 
 /// The template a post names, when it is one of this page's for this kind.
-async fn template(
+pub(crate) async fn template(
     state: &AppState,
     page_id: i64,
     kind: PostKind,
@@ -307,8 +307,19 @@ async fn publish_status_incident(
     ApiJson(r): ApiJson<IncidentPostRequest>,
 ) -> ApiResult<(StatusCode, Json<Post>)> {
     let page_id = path_id("id", &id)?;
+    let created = publish_incident(&state, &c.actor(), page_id, r).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks and publishes an incident (the API's and the web forms' one way in).
+pub(crate) async fn publish_incident(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: IncidentPostRequest,
+) -> ApiResult<Post> {
     let now = state.now();
-    let t = template(&state, page_id, PostKind::Incident, r.template_id).await?;
+    let t = template(state, page_id, PostKind::Incident, r.template_id).await?;
     let (name, body, status) = filled(PostKind::Incident, t.as_ref(), r.name, r.body, r.status)?;
     let post = NewPost {
         kind: PostKind::Incident,
@@ -326,11 +337,7 @@ async fn publish_status_incident(
         auto_complete: false,
         remind_minutes: None,
     };
-    let created = state
-        .store
-        .publish_post(page_id, &post, &c.actor(), now)
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(state.store.publish_post(page_id, &post, actor, now).await?)
 }
 
 /// Announce a scheduled maintenance (or one already in progress). It reminds
@@ -346,8 +353,19 @@ async fn publish_status_maintenance(
     ApiJson(r): ApiJson<MaintenanceRequest>,
 ) -> ApiResult<(StatusCode, Json<Post>)> {
     let page_id = path_id("id", &id)?;
+    let created = publish_maintenance(&state, &c.actor(), page_id, r).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks and announces a maintenance (the API's and the web form's one way in).
+pub(crate) async fn publish_maintenance(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: MaintenanceRequest,
+) -> ApiResult<Post> {
     let now = state.now();
-    let t = template(&state, page_id, PostKind::Maintenance, r.template_id).await?;
+    let t = template(state, page_id, PostKind::Maintenance, r.template_id).await?;
     let (name, body, status) = filled(PostKind::Maintenance, t.as_ref(), r.name, r.body, r.status)?;
     if !matches!(status, PostStatus::Scheduled | PostStatus::InProgress) {
         return Err(invalid(
@@ -391,11 +409,7 @@ async fn publish_status_maintenance(
         auto_complete: r.auto_complete,
         remind_minutes: remind(r.remind_minutes, Some(DEFAULT_REMIND_MINUTES))?.flatten(),
     };
-    let created = state
-        .store
-        .publish_post(page_id, &post, &c.actor(), now)
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(state.store.publish_post(page_id, &post, actor, now).await?)
 }
 
 /// A status page's posts with their updates, newest first.
@@ -524,16 +538,21 @@ async fn update_status_post(
     ApiJson(p): ApiJson<PostPatch>,
 ) -> ApiResult<Json<Post>> {
     let id = path_id("id", &id)?;
+    Ok(Json(update_post(&state, &c.actor(), id, p).await?))
+}
+
+/// Checks and stores a correction to a post (the API's and the web form's one way in).
+pub(crate) async fn update_post(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: PostPatch,
+) -> ApiResult<Post> {
     let now = state.now();
     // Its kind never changes, so reading it first decides which fields apply.
     let post = state.store.post(id).await?;
     let changes = p.parse(&post, now)?;
-    Ok(Json(
-        state
-            .store
-            .update_post(id, &changes, &c.actor(), now)
-            .await?,
-    ))
+    Ok(state.store.update_post(id, &changes, actor, now).await?)
 }
 
 /// Delete a post and its updates; component statuses stay as they are.

@@ -11,6 +11,7 @@ use tocsin_core::model::EmailAddress;
 use tocsin_core::status_page::records::{Subscriber, SubscriberKind};
 use tocsin_core::Invalid;
 use tocsin_store::status::NewSubscriber;
+use tocsin_store::Actor;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,15 +33,15 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscriberRequest {
     /// `email` or `webhook`.
-    kind: SubscriberKind,
+    pub(crate) kind: SubscriberKind,
     /// An email address, or an absolute http(s) URL for a webhook.
-    address: String,
+    pub(crate) address: String,
     /// Components followed (default: every one).
     #[serde(default)]
-    component_ids: Vec<i64>,
+    pub(crate) component_ids: Vec<i64>,
     /// Email only: add as confirmed (they opted in elsewhere) instead of
     /// sending a confirmation (default false). Webhooks are always confirmed.
-    confirmed: Option<bool>,
+    pub(crate) confirmed: Option<bool>,
 }
 
 /// A subscriber just added; a webhook's `secret` is in this response only.
@@ -111,12 +112,7 @@ async fn add_status_subscriber(
     ApiJson(r): ApiJson<SubscriberRequest>,
 ) -> ApiResult<(StatusCode, Json<NewSubscriberResponse>)> {
     let page_id = path_id("id", &id)?;
-    no_repeats("component_ids", "", &r.component_ids)?;
-    let new = r.parse()?;
-    let (subscriber, secret) = state
-        .store
-        .add_subscriber(page_id, &new, &c.actor(), state.now())
-        .await?;
+    let (subscriber, secret) = add_subscriber(&state, &c.actor(), page_id, r).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewSubscriberResponse { subscriber, secret }),
@@ -137,4 +133,20 @@ async fn delete_status_subscriber(
         .delete_subscriber(path_id("id", &id)?, &c.actor(), state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks and adds a subscriber, with a webhook's secret (the API's and the
+/// web form's one way in).
+pub(crate) async fn add_subscriber(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: SubscriberRequest,
+) -> ApiResult<(Subscriber, Option<String>)> {
+    no_repeats("component_ids", "", &r.component_ids)?;
+    let new = r.parse()?;
+    Ok(state
+        .store
+        .add_subscriber(page_id, &new, actor, state.now())
+        .await?)
 }

@@ -10,6 +10,7 @@ use tocsin_core::model::{long_text, required_text};
 use tocsin_core::status_page::records::Template;
 use tocsin_core::status_page::{PostKind, PostStatus};
 use tocsin_store::status::{NewTemplate, TemplateChanges};
+use tocsin_store::Actor;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,16 +36,16 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TemplateRequest {
     /// `incident` (default) or `maintenance`.
-    kind: Option<PostKind>,
+    pub(crate) kind: Option<PostKind>,
     /// Name to pick it by, unique on the page.
-    name: String,
+    pub(crate) name: String,
     /// The post title it suggests.
-    title: String,
+    pub(crate) title: String,
     /// The text it suggests (markdown).
     #[serde(default)]
-    body: String,
+    pub(crate) body: String,
     /// The status it suggests: one of its kind's.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// Changes to a template; `null` status removes the suggestion.
@@ -53,17 +54,17 @@ pub(crate) struct TemplateRequest {
 pub(crate) struct TemplatePatch {
     /// New name.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New title.
     #[serde(default, deserialize_with = "present")]
-    title: Option<String>,
+    pub(crate) title: Option<String>,
     /// New text.
     #[serde(default, deserialize_with = "present")]
-    body: Option<String>,
+    pub(crate) body: Option<String>,
     /// New suggested status, or null for none.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    status: Patch<String>,
+    pub(crate) status: Patch<String>,
 }
 
 /// A status page's templates, by name.
@@ -94,6 +95,17 @@ async fn create_status_template(
     ApiJson(r): ApiJson<TemplateRequest>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
     let page_id = path_id("id", &id)?;
+    let t = create_template(&state, &c.actor(), page_id, r).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+/// Checks and stores a new template (the API's and the web form's one way in).
+pub(crate) async fn create_template(
+    state: &AppState,
+    actor: &Actor,
+    page_id: i64,
+    r: TemplateRequest,
+) -> ApiResult<Template> {
     let kind = r.kind.unwrap_or(PostKind::Incident);
     let new = NewTemplate {
         kind,
@@ -105,11 +117,10 @@ async fn create_status_template(
             .map(|s| PostStatus::parse("status", kind, &s))
             .transpose()?,
     };
-    let t = state
+    Ok(state
         .store
-        .create_status_template(page_id, &new, &c.actor(), state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(t)))
+        .create_status_template(page_id, &new, actor, state.now())
+        .await?)
 }
 
 /// Read a template.
@@ -140,6 +151,16 @@ async fn update_status_template(
     ApiJson(p): ApiJson<TemplatePatch>,
 ) -> ApiResult<Json<Template>> {
     let id = path_id("id", &id)?;
+    Ok(Json(update_template(&state, &c.actor(), id, p).await?))
+}
+
+/// Checks and stores changes to a template (the API's and the web form's one way in).
+pub(crate) async fn update_template(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: TemplatePatch,
+) -> ApiResult<Template> {
     // The status is one of the template's kind; its kind never changes.
     let kind = state.store.status_template(id).await?.kind;
     let changes = TemplateChanges {
@@ -161,12 +182,10 @@ async fn update_status_template(
             Patch::Set(s) => Some(Some(PostStatus::parse("status", kind, &s)?)),
         },
     };
-    Ok(Json(
-        state
-            .store
-            .update_status_template(id, &changes, &c.actor(), state.now())
-            .await?,
-    ))
+    Ok(state
+        .store
+        .update_status_template(id, &changes, actor, state.now())
+        .await?)
 }
 
 /// Delete a template; posts it filled keep their words.

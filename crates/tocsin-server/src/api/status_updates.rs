@@ -11,6 +11,7 @@ use tocsin_core::model::required_text;
 use tocsin_core::status_page::records::Post;
 use tocsin_core::status_page::{Impact, PostKind};
 use tocsin_store::status::NewUpdate;
+use tocsin_store::Actor;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,23 +38,23 @@ pub(crate) struct UpdateRequest {
     /// The status it gives the post: one of its kind's (incident: investigating,
     /// identified, monitoring, resolved; maintenance: scheduled, in_progress,
     /// verifying, completed).
-    status: String,
+    pub(crate) status: String,
     /// What it says (markdown).
-    body: String,
+    pub(crate) body: String,
     /// Component status changes; components the post did not name yet join it.
     #[serde(default)]
-    components: Vec<ComponentStatusRequest>,
+    pub(crate) components: Vec<ComponentStatusRequest>,
     /// Tell subscribers (default true).
     #[serde(default = "yes")]
-    notify: bool,
+    pub(crate) notify: bool,
     /// Time shown (RFC 3339, not in the future; default now).
-    display_at: Option<DateTime<Utc>>,
+    pub(crate) display_at: Option<DateTime<Utc>>,
     /// A new title with this update.
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Incident: a new impact with this update.
     #[serde(default, deserialize_with = "present")]
-    impact: Option<String>,
+    pub(crate) impact: Option<String>,
 }
 
 /// A correction to an update (subscribers are not told again).
@@ -62,10 +63,10 @@ pub(crate) struct UpdateRequest {
 pub(crate) struct UpdatePatch {
     /// Corrected text.
     #[serde(default, deserialize_with = "present")]
-    body: Option<String>,
+    pub(crate) body: Option<String>,
     /// Corrected time shown (not in the future).
     #[serde(default, deserialize_with = "present")]
-    display_at: Option<DateTime<Utc>>,
+    pub(crate) display_at: Option<DateTime<Utc>>,
 }
 
 /// Publish an update: a status, words, component changes. Resolving an
@@ -82,6 +83,17 @@ async fn add_status_update(
     ApiJson(r): ApiJson<UpdateRequest>,
 ) -> ApiResult<(StatusCode, Json<Post>)> {
     let id = path_id("id", &id)?;
+    let post = add_update(&state, &c.actor(), id, r).await?;
+    Ok((StatusCode::CREATED, Json(post)))
+}
+
+/// Checks and publishes an update (the API's and the web forms' one way in).
+pub(crate) async fn add_update(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    r: UpdateRequest,
+) -> ApiResult<Post> {
     let now = state.now();
     let impact = match r.impact {
         None => None,
@@ -107,11 +119,7 @@ async fn add_status_update(
             .transpose()?,
         impact,
     };
-    let post = state
-        .store
-        .add_post_update(id, &update, &c.actor(), now)
-        .await?;
-    Ok((StatusCode::CREATED, Json(post)))
+    Ok(state.store.add_post_update(id, &update, actor, now).await?)
 }
 
 /// Correct an update's text or shown time; subscribers are not told again.
@@ -126,13 +134,21 @@ async fn edit_status_update(
     ApiJson(p): ApiJson<UpdatePatch>,
 ) -> ApiResult<Json<Post>> {
     let id = path_id("id", &id)?;
+    Ok(Json(edit_update(&state, &c.actor(), id, p).await?))
+}
+
+/// Checks and stores a correction to an update (the API's and the web form's one way in).
+pub(crate) async fn edit_update(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    p: UpdatePatch,
+) -> ApiResult<Post> {
     let now = state.now();
     let body = p.body.map(|b| body_text("body", &b)).transpose()?;
     let display_at = shown_at("display_at", p.display_at, now)?;
-    Ok(Json(
-        state
-            .store
-            .edit_post_update(id, body.as_deref(), display_at, &c.actor(), now)
-            .await?,
-    ))
+    Ok(state
+        .store
+        .edit_post_update(id, body.as_deref(), display_at, actor, now)
+        .await?)
 }

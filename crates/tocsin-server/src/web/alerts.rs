@@ -4,6 +4,8 @@
 
 mod suppression;
 
+pub(crate) use suppression::{local_input, local_time};
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;

@@ -20,6 +20,7 @@ mod oncall;
 mod people;
 mod room;
 mod services;
+mod statuspages;
 
 use axum::http::{header, HeaderValue};
 use axum::middleware;
@@ -61,6 +62,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(services::routes())
         .merge(oncall::routes())
         .merge(people::routes())
+        .merge(statuspages::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())

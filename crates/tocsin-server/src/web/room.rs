@@ -4,6 +4,7 @@
 //! form calls the same store function as the matching API route and comes back
 //! to the room (303); a refusal shows the error page with the API's status.
 
+mod status;
 mod timeline;
 mod view;
 
@@ -38,6 +39,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/incidents/{number}/related", post(link_related))
         .route("/incidents/{number}/notes", post(add_note))
         .route("/incidents/{number}/notes/{note_id}/mark", post(mark_note))
+        .route("/incidents/{number}/status-posts", post(status::publish))
+        .route(
+            "/incidents/{number}/status-posts/{post_id}/updates",
+            post(status::update),
+        )
         .route(
             "/incidents/{number}/attachments/{attachment_id}",
             get(download),
@@ -51,6 +57,10 @@ fn back(number: &str) -> String {
 #[derive(Debug, Default, Deserialize)]
 struct ShowQuery {
     notice: Option<String>,
+    /// The status page the publish form is drawn for.
+    status_page: Option<String>,
+    /// The template that fills it.
+    status_template: Option<String>,
 }
 
 async fn show(
@@ -60,7 +70,12 @@ async fn show(
     Query(q): Query<ShowQuery>,
 ) -> WebResult<Response> {
     let id = incident_id(&number)?;
-    let body = view::room(&state, &who, id, view::notice(q.notice.as_deref())).await?;
+    let panel = status::PanelState {
+        page: q.status_page,
+        template: q.status_template,
+        failed: None,
+    };
+    let body = view::room(&state, &who.0, id, view::notice(q.notice.as_deref()), panel).await?;
     Ok(page(&body))
 }
 

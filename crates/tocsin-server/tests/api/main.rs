@@ -49,5 +49,6 @@ mod web_oncall;
 mod web_people;
 mod web_room;
 mod web_services;
+mod web_status;
 mod web_support;
 mod webdriver;

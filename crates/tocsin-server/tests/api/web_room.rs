@@ -498,7 +498,7 @@ async fn attachments_download_from_the_room(app: TestApp) {
 }
 
 /// Undoes askama's escaping of attribute values and text.
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&#34;", "\"")
         .replace("&#39;", "'")
         .replace("&#60;", "<")
@@ -527,7 +527,7 @@ fn flag(tag: &str, name: &str) -> bool {
 /// inputs with their values, textareas (minus the one leading newline the
 /// HTML parser drops), and each select's selected options (a single select
 /// with none selected posts its first).
-fn form_of(html: &str, id: &str) -> Vec<(String, String)> {
+pub(crate) fn form_of(html: &str, id: &str) -> Vec<(String, String)> {
     let at = html
         .find(&format!("id=\"{id}\""))
         .unwrap_or_else(|| panic!("form {id} in {html}"));
@@ -581,7 +581,7 @@ fn form_of(html: &str, id: &str) -> Vec<(String, String)> {
 }
 
 /// Sets (or adds) the single value of `name` in a scraped form.
-fn set(form: &mut Vec<(String, String)>, name: &str, value: &str) {
+pub(crate) fn set(form: &mut Vec<(String, String)>, name: &str, value: &str) {
     form.retain(|(k, _)| k != name);
     form.push((name.to_string(), value.to_string()));
 }

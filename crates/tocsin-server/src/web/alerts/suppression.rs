@@ -34,7 +34,11 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// A `datetime-local` value (or RFC 3339) in the user's zone, as UTC.
-fn local_time(tz: Tz, name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Invalid> {
+pub(crate) fn local_time(
+    tz: Tz,
+    name: &str,
+    v: &Option<String>,
+) -> Result<Option<DateTime<Utc>>, Invalid> {
     let Some(s) = some(v) else { return Ok(None) };
     if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
         return Ok(Some(t.with_timezone(&Utc)));
@@ -54,7 +58,7 @@ fn local_time(tz: Tz, name: &str, v: &Option<String>) -> Result<Option<DateTime<
 }
 
 /// `t` as a `datetime-local` value in `tz`.
-fn local_input(tz: Tz, t: DateTime<Utc>) -> String {
+pub(crate) fn local_input(tz: Tz, t: DateTime<Utc>) -> String {
     t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string()
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tocsin_core::incident::RecordKind;
 use tocsin_core::model::{Event, Note};
+use tocsin_core::status_page::PostStatus;
 
 use crate::web::markdown;
 use crate::web::Chrome;
@@ -60,6 +61,13 @@ pub(crate) fn items(
             if e.kind.starts_with("alert.") {
                 let summary = text(&e.data["summary"]);
                 item.link = Some((format!("/alerts/{}", e.entity_id), summary));
+            }
+            if e.entity == "status_post" && e.kind != "status_post.deleted" {
+                let what = match e.data["name"].as_str() {
+                    Some(n) => n.to_string(),
+                    None => "the post".into(),
+                };
+                item.link = Some((format!("/status-posts/{}", e.entity_id), what));
             }
             if e.kind == "incident.note_added" {
                 if let Some(n) = e.data["note_id"].as_i64().and_then(|id| notes.get(&id)) {
@@ -183,6 +191,13 @@ fn changes(e: &Event, users: &HashMap<i64, String>) -> String {
                 .join("; ")
         })
         .unwrap_or_default()
+}
+
+/// A status-page post's status as people read it.
+fn post_status(v: &Value) -> String {
+    v.as_str()
+        .and_then(PostStatus::from_stored)
+        .map_or_else(|| text(v), |p| p.label().to_lowercase())
 }
 
 /// What the event says, in words (the actor is shown beside it).
@@ -312,6 +327,23 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
             "could not reach {} at any contact method",
             user(&d["user_id"], users)
         ),
+        "status_post.published" => format!(
+            "published on a status page ({}):",
+            post_status(&d["status"])
+        ),
+        "status_post.updated" => format!(
+            "posted a status-page update ({} → {}{}):",
+            post_status(&d["from"]),
+            post_status(&d["to"]),
+            if d["notify"].as_bool() == Some(false) {
+                ", subscribers not told"
+            } else {
+                ""
+            }
+        ),
+        "status_post.edited" => "corrected a status-page post:".into(),
+        "status_post.update_edited" => "corrected the words of a status-page update:".into(),
+        "status_post.deleted" => format!("deleted the status-page post “{}”", s("name")),
         "alert.triggered" => "alert triggered:".into(),
         "alert.repeated" => "alert fired again:".into(),
         "alert.acknowledged" => "alert acknowledged:".into(),
@@ -455,6 +487,22 @@ mod tests {
                 "notification.user_unreachable",
                 json!({ "user_id": 3, "level": 0, "round": 0, "escalating_to": 1 }),
                 "could not reach Carol",
+            ),
+            (
+                "status_post.published",
+                json!({ "page_id": 1, "kind": "incident", "name": "Slow checkout",
+                        "status": "investigating", "impact": "minor", "components": [4] }),
+                "published on a status page (investigating):",
+            ),
+            (
+                "status_post.updated",
+                json!({ "update_id": 9, "from": "investigating", "to": "in_progress", "notify": false }),
+                "(investigating → in progress, subscribers not told)",
+            ),
+            (
+                "status_post.deleted",
+                json!({ "page_id": 1, "name": "Slow checkout" }),
+                "deleted the status-page post “Slow checkout”",
             ),
         ];
         for (kind, data, want) in cases {

@@ -14,7 +14,9 @@ use crate::state::AppState;
 use crate::web::common::{elapsed, severity_class};
 use crate::web::dashboard::{alert_rows, AlertRow};
 use crate::web::markdown;
-use crate::web::session::AsViewer;
+use tocsin_store::WebSession;
+
+use super::status::{panel, PanelState, StatusPanel};
 use crate::web::{Chrome, WebResult};
 
 /// An option of a select.
@@ -126,6 +128,8 @@ pub(crate) struct RoomPage {
     pub alerts: Vec<AlertRow>,
     pub attachments: Vec<AttachmentView>,
     pub deliveries: Vec<DeliveryRow>,
+    /// The status-page panel.
+    pub status_panel: StatusPanel,
 }
 
 /// The button's words for a move from `from` to `to`.
@@ -152,6 +156,8 @@ pub(crate) fn notice(code: Option<&str>) -> Option<&'static str> {
             "Closure requested: the incident stays resolved until its reporter confirms."
         }
         "escalated" => "Escalated: the level is being notified now.",
+        "status_published" => "Published on the status page.",
+        "status_updated" => "Status-page update posted.",
         _ => return None,
     })
 }
@@ -183,15 +189,17 @@ fn custom_value(kind: FieldKind, v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// The room of incident `id` for `who`.
+/// The room of incident `id` for `who`; `status` says what its status-page
+/// panel shows (a chosen page or template, a refused form).
 pub(crate) async fn room(
     state: &AppState,
-    who: &AsViewer,
+    who: &WebSession,
     id: i64,
     notice: Option<&'static str>,
+    status: PanelState,
 ) -> WebResult<RoomPage> {
     let inc = state.store.incident(id).await?;
-    let chrome = Chrome::new(&who.0, "incidents", format!("{} {}", inc.number, inc.title))
+    let chrome = Chrome::new(who, "incidents", format!("{} {}", inc.number, inc.title))
         .live(format!("incident:{id}"));
     let now = state.now();
     let users = state.store.users().await?;
@@ -439,6 +447,7 @@ pub(crate) async fn room(
         alerts: alert_rows(&chrome, &service_names, &alerts),
         attachments,
         deliveries,
+        status_panel: panel(state, &chrome, &inc, &status).await?,
         inc,
         chrome,
     })
