@@ -483,6 +483,45 @@ async fn seed(app: &TestApp) {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         app.clock.advance(chrono::Duration::minutes(40));
     }
+    // A status page whose components follow the services, with INC-1 published on it.
+    let id = |r: crate::support::Resp| {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_i64().unwrap()
+    };
+    let page = id(app
+        .post(
+            "/api/v1/status-pages",
+            json!({ "slug": "acme", "name": "Acme Cloud", "time_zone": "Europe/Berlin",
+                "description": "Live status of Acme's services" }),
+        )
+        .await);
+    let group = id(app
+        .post(
+            &format!("/api/v1/status-pages/{page}/component-groups"),
+            json!({ "name": "Platform" }),
+        )
+        .await);
+    let mut components = vec![];
+    for (name, service) in [
+        ("Checkout", services[0]),
+        ("Search", services[1]),
+        ("Payments", services[2]),
+    ] {
+        components.push(id(app
+            .post(
+                &format!("/api/v1/status-pages/{page}/components"),
+                json!({ "name": name, "group_id": group, "service_ids": [service] }),
+            )
+            .await));
+    }
+    id(app
+        .post(
+            &format!("/api/v1/status-pages/{page}/incidents"),
+            json!({ "name": "Stale search results in Europe", "incident_id": 1,
+                "body": "Search results in Europe may be up to an hour old. We are reindexing.",
+                "components": [{ "component_id": components[1], "status": "degraded_performance" }] }),
+        )
+        .await);
 }
 
 /// The main pages at desktop and phone widths, whole pages, as PNGs.
@@ -508,6 +547,9 @@ async fn screenshots() {
         ("policy", "/oncall/policies/1"),
         ("people", "/people"),
         ("profile", "/profile"),
+        ("status-pages", "/status-pages"),
+        ("status-page-admin", "/status-pages/1"),
+        ("status-post", "/status-posts/1"),
     ];
     let mut taken = 0;
     for (name, path) in pages {
