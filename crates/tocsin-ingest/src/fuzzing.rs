@@ -62,6 +62,25 @@ pub fn generic(data: &[u8]) {
     }
 }
 
+/// Status-page subscriber links (`?token=` in confirm and unsubscribe mail) and the
+/// address a reader types to subscribe: outside text taken without a login. A
+/// token that verifies must be one this key signed, so with a key nobody used it
+/// must always be refused.
+pub fn status_link(data: &[u8]) {
+    use tocsin_core::status_page::token::{verify, LinkPurpose};
+    let text = String::from_utf8_lossy(data);
+    let now = tocsin_core::time::from_millis(1_767_225_600_000);
+    for purpose in [LinkPurpose::Confirm, LinkPurpose::Unsubscribe] {
+        assert!(
+            verify(b"a key no token was signed with", &text, purpose, now).is_err(),
+            "an unsigned token verified"
+        );
+    }
+    if let Ok(email) = tocsin_core::model::EmailAddress::parse("email", &text) {
+        assert!(email.as_str().contains('@') && email.as_str().len() <= 254);
+    }
+}
+
 fn custom_templates() -> Templates {
     Templates {
         title: Some("{{ payload.alert.name }} on {{ payload.host | default('?') }}".into()),
@@ -135,6 +154,16 @@ pub(crate) mod tests {
          "fingerprint": "1a30", "values": {"B": 1}, "silenceURL": "http://s"},
         {"status": "resolved", "labels": {"alertname": "A"}, "annotations": {}}],
         "commonLabels": {"job": "j"}, "externalURL": "http://am", "groupKey": "{}"}"#;
+
+    #[test]
+    fn status_links_survive_mutations() {
+        let seeds: &[&[u8]] = &[
+            b"AQEAAAAAAAAADAAAAAAAAAAABwcHBwcHBwcHBwcHBwcHBw.q3Rk6Pd0mN1vT0ZfJ3x9aK0Tn8s7PqW2yVv5cL1eG4U",
+            b"reader@example.com",
+            b"a.b",
+        ];
+        mutate_and_run(seeds, 5_000, super::status_link);
+    }
 
     #[test]
     fn pagerduty_parsers_survive_mutations() {
