@@ -85,6 +85,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(stats) => job_metrics(&stats, &mut out),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the job table"),
     }
+    match state.store.status_delivery_stats().await {
+        Ok(stats) => status_metrics(&stats, &state.status.stats(), &mut out),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the status-page outbox"),
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,
@@ -144,6 +148,55 @@ fn job_metrics(s: &tocsin_store::JobStats, out: &mut String) {
         let _ = writeln!(
             out,
             "tocsin_notifications_delivery{{state=\"{state}\"}} {n}"
+        );
+    }
+}
+
+// Status pages: subscriber messages by state (a growing `pending` means mail is
+// behind or the relay is down), and what the page cache did (renders and reads that
+// failed — pages then keep being served as last rendered).
+fn status_metrics(
+    d: &tocsin_store::status::StatusDeliveryStats,
+    c: &crate::status::CacheStats,
+    out: &mut String,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_status_subscriber_messages Status-page subscriber messages by state.
+         # TYPE tocsin_status_subscriber_messages gauge"
+    );
+    for (state, n) in [
+        ("pending", d.pending),
+        ("sending", d.sending),
+        ("sent", d.sent),
+        ("failed", d.failed),
+        ("cancelled", d.cancelled),
+    ] {
+        let _ = writeln!(
+            out,
+            "tocsin_status_subscriber_messages{{state=\"{state}\"}} {n}"
+        );
+    }
+    for (name, help, n) in [
+        (
+            "tocsin_status_page_renders_total",
+            "Status pages rendered into this node's cache.",
+            c.renders,
+        ),
+        (
+            "tocsin_status_page_index_loads_total",
+            "Reads of every status page's version by this node's cache.",
+            c.index_loads,
+        ),
+        (
+            "tocsin_status_page_read_failures_total",
+            "Failed reads by the page cache (the last rendering was served).",
+            c.failures,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
         );
     }
 }
