@@ -21,11 +21,11 @@ pub struct PublicStatus {
     pub groups: Vec<PublicGroup>,
     /// Components, in display order (grouped ones carry their group's id).
     pub components: Vec<PublicComponent>,
-    /// Incidents, newest first: every unresolved one, then resolved ones of the
-    /// last [`HISTORY_DAYS`] days, at most [`MAX_POSTS`] in all.
+    /// Incidents, newest first: every unresolved one (up to [`MAX_OPEN_POSTS`])
+    /// and at most [`MAX_POSTS`] resolved in the last [`HISTORY_DAYS`] days.
     pub incidents: Vec<PublicPost>,
-    /// Maintenances: every upcoming or active one, and completed ones of the
-    /// last [`HISTORY_DAYS`] days, at most [`MAX_POSTS`] in all; latest start first.
+    /// Maintenances: every upcoming or active one (up to [`MAX_OPEN_POSTS`]) and
+    /// at most [`MAX_POSTS`] completed in the last [`HISTORY_DAYS`] days; latest start first.
     pub maintenances: Vec<PublicPost>,
     /// The overall status.
     pub indicator: Indicator,
@@ -36,8 +36,12 @@ pub struct PublicStatus {
 /// How far back resolved incidents and completed maintenances are shown.
 pub const HISTORY_DAYS: i64 = 90;
 
-/// Most incidents (or maintenances) one snapshot holds.
+/// Most closed incidents (or maintenances) one snapshot holds.
 pub const MAX_POSTS: usize = 50;
+
+/// Most open incidents (or maintenances) one snapshot holds: all of them, in
+/// any sane use; the cap only bounds a page someone floods.
+pub const MAX_OPEN_POSTS: usize = 500;
 
 /// A page's own settings, as readers see them.
 #[derive(Debug, Clone, Serialize)]

@@ -128,7 +128,11 @@ pub(crate) async fn render(
     };
     let tz: Tz = snapshot.page.time_zone.parse().unwrap_or(Tz::UTC);
     let logo_ext = logo.as_ref().map(|((_, ext), _)| *ext).unwrap_or("png");
-    let allow_subscribers = page.allow_subscribers && email;
+    // Readers subscribe themselves to public pages only (an admin adds an
+    // internal page's subscribers), and only where the mail can be sent.
+    let allow_subscribers = page.allow_subscribers
+        && email
+        && page.visibility == tocsin_core::status_page::Visibility::Public;
     let site = Site::new(
         &snapshot,
         base_url,

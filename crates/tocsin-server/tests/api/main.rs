@@ -38,6 +38,7 @@ mod status_api;
 mod status_flow;
 mod status_mail;
 mod status_public;
+mod status_races;
 mod suppression;
 mod swaps;
 mod twilio_replies;

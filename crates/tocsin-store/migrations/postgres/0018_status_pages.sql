@@ -140,9 +140,11 @@ CREATE TABLE status_subscribers (
     all_components BIGINT NOT NULL DEFAULT 1,
     confirmed_at BIGINT,
     confirmation_sent_at BIGINT,
-    created_at BIGINT NOT NULL,
-    UNIQUE (page_id, kind, address)
+    created_at BIGINT NOT NULL
 );
+-- One subscription per address, whatever its case: `Ann@` and `ANN@` are one
+-- mailbox, and must not each get a confirmation.
+CREATE UNIQUE INDEX status_subscribers_address ON status_subscribers (page_id, kind, lower(address));
 
 CREATE TABLE status_subscriber_components (
     subscriber_id BIGINT NOT NULL REFERENCES status_subscribers(id) ON DELETE CASCADE,

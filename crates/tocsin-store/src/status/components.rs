@@ -12,7 +12,7 @@ use tocsin_core::status_page::{proposed_status, ComponentStatus};
 use tocsin_core::time::{to_millis, Timestamp};
 use utoipa::ToSchema;
 
-use super::{bump_page, component_status, flag, id_list, opt_ts, ts};
+use super::{bump_page, component_status, flag, id_list, lock_page_of, opt_ts, ts};
 use crate::events::{append, audit, Actor, NewEvent};
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
@@ -159,7 +159,16 @@ pub(crate) async fn set_status(
     if old == status {
         return Ok(None);
     }
-    let at = to_millis(now);
+    // `now` was read before this transaction waited for its lock; a change that
+    // committed meanwhile may have begun later. Never start before it, so the
+    // history's periods follow each other without overlapping.
+    let open: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(started_at) FROM status_component_history WHERE component_id = $1",
+    )
+    .bind(component_id)
+    .fetch_one(&mut *w.tx)
+    .await?;
+    let at = to_millis(now).max(open.unwrap_or(i64::MIN));
     sqlx::query("UPDATE status_components SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status.as_str())
         .bind(at)
@@ -351,6 +360,14 @@ impl Store {
         now: Timestamp,
     ) -> Result<ComponentGroup, StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(
+            self,
+            &mut w,
+            "status_component_groups",
+            id,
+            "component group",
+        )
+        .await?;
         let old = group(
             &self
                 .lock_row_by_id(
@@ -397,6 +414,14 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(
+            self,
+            &mut w,
+            "status_component_groups",
+            id,
+            "component group",
+        )
+        .await?;
         let old = group(
             &self
                 .lock_row_by_id(
@@ -539,6 +564,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Component, StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_components", id, "status component").await?;
         let old = component(
             &self
                 .lock_row_by_id(&mut w, COLUMNS, "status_components", id, "status component")
@@ -615,6 +641,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_components", id, "status component").await?;
         let old = component(
             &self
                 .lock_row_by_id(&mut w, COLUMNS, "status_components", id, "status component")

@@ -48,8 +48,9 @@ pub const FANOUT_BATCH: i64 = 500;
 pub(crate) enum Fanout {
     /// A published update.
     Update(i64),
-    /// A maintenance starting soon.
-    Reminder,
+    /// A maintenance starting soon, at this start (ms): a maintenance moved
+    /// to another time is reminded of again.
+    Reminder(i64),
 }
 
 /// Schedules the fan-out of an update (or a reminder) of post `post_id`, due now.
@@ -66,9 +67,9 @@ pub(crate) async fn schedule_fanout(
             format!("status_fanout:update:{update_id}"),
             json!({ "page_id": page_id, "post_id": post_id, "update_id": update_id, "kind": "update" }),
         ),
-        Fanout::Reminder => (
-            format!("status_fanout:reminder:{post_id}"),
-            json!({ "page_id": page_id, "post_id": post_id, "kind": "reminder" }),
+        Fanout::Reminder(at) => (
+            format!("status_fanout:reminder:{post_id}:{at}"),
+            json!({ "page_id": page_id, "post_id": post_id, "kind": "reminder", "scheduled_for": at }),
         ),
     };
     crate::jobs::schedule(w, backend, "status_fanout", &key, now, &payload, now).await
@@ -155,10 +156,14 @@ impl Store {
                 format!("d.kind = 'update' AND d.update_id = {u}"),
                 format!("update:{u}"),
             ),
-            None => (
-                format!("d.kind = 'reminder' AND d.post_id = {post_id}"),
-                format!("reminder:{post_id}"),
-            ),
+            // One reminder per subscriber per planned start (integers only in the SQL).
+            None => {
+                let at = v["scheduled_for"].as_i64().unwrap_or(0);
+                (
+                    format!("d.idempotency_key = 'reminder:{post_id}:{at}:' || CAST(s.id AS TEXT)"),
+                    format!("reminder:{post_id}:{at}"),
+                )
+            }
         };
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT s.id FROM status_subscribers s WHERE s.page_id = $1 AND s.confirmed_at IS NOT NULL{follows} \

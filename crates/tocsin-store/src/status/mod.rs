@@ -31,6 +31,48 @@ use tocsin_core::time::{from_millis, to_millis, Timestamp};
 use crate::tx::WriteTx;
 use crate::StoreError;
 
+/// Locks page `page_id` for the rest of the write transaction. Every write to a
+/// page's components, groups, posts and subscribers takes this lock first, so
+/// writes to one page queue in one order — page, then post, then components,
+/// then jobs — and PostgreSQL never finds two of them waiting on each other.
+/// `FOR NO KEY UPDATE`: rows that merely reference the page (outbox rows, history)
+/// can still be written meanwhile. SQLite writers are one at a time already.
+pub(crate) async fn lock_page(
+    store: &crate::Store,
+    w: &mut WriteTx,
+    page_id: i64,
+) -> Result<(), StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM status_pages WHERE id = $1{}",
+        store.for_no_key_update()
+    ))
+    .bind(page_id)
+    .fetch_optional(&mut *w.tx)
+    .await?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::not_found(format!("status page {page_id}")))
+}
+
+/// Locks the page that row `id` of `table` (a table with a `page_id`) belongs
+/// to; not found names `what`.
+pub(crate) async fn lock_page_of(
+    store: &crate::Store,
+    w: &mut WriteTx,
+    table: &str,
+    id: i64,
+    what: &str,
+) -> Result<i64, StoreError> {
+    let page_id: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT page_id FROM {table} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+    let page_id = page_id.ok_or_else(|| StoreError::not_found(format!("{what} {id}")))?;
+    lock_page(store, w, page_id).await?;
+    Ok(page_id)
+}
+
 /// Marks everything the page shows as changed: caches render it again.
 pub(crate) async fn bump_page(
     w: &mut WriteTx,

@@ -19,13 +19,16 @@ use tocsin_core::Invalid;
 
 use super::components::set_status;
 use super::deliveries::{schedule_fanout, Fanout};
-use super::{bump_page, flag, id_list, impact, opt_ts, post_kind, post_status, ts};
+use super::{
+    bump_page, flag, id_list, impact, lock_page, lock_page_of, opt_ts, post_kind, post_status, ts,
+};
 use crate::events::{append, Actor, NewEvent};
 use crate::jobs::HandedNotification;
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
 
-const POST_COLUMNS: &str = "id, page_id, kind, incident_id, name, status, impact, started_at, \
+pub(super) const POST_COLUMNS: &str =
+    "id, page_id, kind, incident_id, name, status, impact, started_at, \
     monitoring_at, resolved_at, scheduled_for, scheduled_until, auto_start, auto_complete, \
     remind_minutes, reminded, notify, created_by, created_at, updated_at";
 const UPDATE_COLUMNS: &str =
@@ -154,7 +157,7 @@ pub struct TemplateChanges {
     pub status: Option<Option<PostStatus>>,
 }
 
-fn post_row(r: &sqlx::any::AnyRow) -> Result<Post, StoreError> {
+pub(super) fn post_row(r: &sqlx::any::AnyRow) -> Result<Post, StoreError> {
     Ok(Post {
         id: r.try_get("id")?,
         page_id: r.try_get("page_id")?,
@@ -222,6 +225,20 @@ fn plan_of(p: &Post) -> Option<MaintenancePlan> {
         auto_start: p.auto_start,
         auto_complete: p.auto_complete,
     })
+}
+
+/// Whether a reminder `remind_minutes` before `scheduled_for` would already be
+/// late at `now`: then it is not sent at all (the announcement itself is news
+/// enough), rather than seconds after it.
+fn reminder_passed(
+    scheduled_for: Option<Timestamp>,
+    remind_minutes: Option<i64>,
+    now: Timestamp,
+) -> bool {
+    match (scheduled_for, remind_minutes) {
+        (Some(at), Some(m)) => at - Duration::minutes(m) <= now,
+        _ => false,
+    }
 }
 
 fn job_key(post_id: i64) -> String {
@@ -327,14 +344,27 @@ impl Store {
         Ok(p)
     }
 
-    /// Components of the post to set back to operational when it closes:
-    /// those not operational and not held by another open post of the page.
+    /// Components of the post to set back to operational when it closes. An
+    /// incident releases those not operational and not held by another open
+    /// post (an open incident, or a maintenance under way); a maintenance
+    /// releases only those still under maintenance and not held by another
+    /// maintenance under way — a component an incident broke meanwhile keeps
+    /// the incident's status.
     async fn components_to_release(
         &self,
         w: &mut WriteTx,
         post: &Post,
         named: &[ComponentChange],
     ) -> Result<Vec<i64>, StoreError> {
+        let held_by = match post.kind {
+            PostKind::Incident => {
+                "p.status NOT IN ('resolved', 'completed') \
+                 AND NOT (p.kind = 'maintenance' AND p.status = 'scheduled')"
+            }
+            PostKind::Maintenance => {
+                "p.kind = 'maintenance' AND p.status IN ('in_progress', 'verifying')"
+            }
+        };
         let mut out = Vec::new();
         for &cid in &post.component_ids {
             if named
@@ -343,11 +373,18 @@ impl Store {
             {
                 continue;
             }
-            let held: i64 = sqlx::query_scalar(
+            let current = self.component_status_in(w, cid).await?;
+            let releasable = match post.kind {
+                PostKind::Incident => current != ComponentStatus::Operational,
+                PostKind::Maintenance => current == ComponentStatus::UnderMaintenance,
+            };
+            if !releasable {
+                continue;
+            }
+            let held: i64 = sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM status_post_components pc JOIN status_posts p ON p.id = pc.post_id \
-                 WHERE pc.component_id = $1 AND p.id <> $2 AND p.status NOT IN ('resolved', 'completed') \
-                 AND NOT (p.kind = 'maintenance' AND p.status = 'scheduled')",
-            )
+                 WHERE pc.component_id = $1 AND p.id <> $2 AND {held_by}"
+            ))
             .bind(cid)
             .bind(post.id)
             .fetch_one(&mut *w.tx)
@@ -357,6 +394,21 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    async fn component_status_in(
+        &self,
+        w: &mut WriteTx,
+        component_id: i64,
+    ) -> Result<ComponentStatus, StoreError> {
+        let s: Option<String> =
+            sqlx::query_scalar("SELECT status FROM status_components WHERE id = $1")
+                .bind(component_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        Ok(s.map_or(ComponentStatus::Operational, |s| {
+            super::component_status(&s)
+        }))
     }
 
     /// Applies an update to a locked post inside `w`: component changes (with
@@ -387,12 +439,21 @@ impl Store {
                 .any(|c| c.component_id == *cid && c.status.is_some())
         };
         match status {
-            PostStatus::InProgress => changes.extend(
-                post.component_ids
+            // Maintenance puts working components under maintenance; one an
+            // incident broke keeps its (worse) status, and so its downtime.
+            PostStatus::InProgress => {
+                let unnamed_ids: Vec<i64> = post
+                    .component_ids
                     .iter()
+                    .copied()
                     .filter(|c| unnamed(c))
-                    .map(|c| (*c, ComponentStatus::UnderMaintenance)),
-            ),
+                    .collect();
+                for cid in unnamed_ids {
+                    if self.component_status_in(w, cid).await? == ComponentStatus::Operational {
+                        changes.push((cid, ComponentStatus::UnderMaintenance));
+                    }
+                }
+            }
             PostStatus::Resolved | PostStatus::Completed => {
                 let release = self.components_to_release(w, post, named).await?;
                 changes.extend(
@@ -513,8 +574,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Post, StoreError> {
         let mut w = self.write().await?;
-        self.lock_row_by_id(&mut w, "id", "status_pages", page_id, "status page")
-            .await?;
+        lock_page(self, &mut w, page_id).await?;
         let component_ids: Vec<i64> = p.components.iter().map(|c| c.component_id).collect();
         // A maintenance's components are a list of ids, an incident's a list of objects.
         let suffix = match p.kind {
@@ -546,7 +606,7 @@ impl Store {
             "INSERT INTO status_posts (page_id, kind, incident_id, name, status, impact, started_at, \
              scheduled_for, scheduled_until, auto_start, auto_complete, remind_minutes, reminded, notify, \
              created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $15) RETURNING {POST_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15, $15) RETURNING {POST_COLUMNS}"
         ))
         .bind(page_id)
         .bind(p.kind.as_str())
@@ -564,6 +624,7 @@ impl Store {
         .bind(i64::from(p.notify))
         .bind(actor.user_id)
         .bind(at)
+        .bind(i64::from(reminder_passed(p.scheduled_for, p.remind_minutes, now)))
         .fetch_one(&mut *w.tx)
         .await?;
         let mut post = post_row(&row)?;
@@ -606,6 +667,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Post, StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_posts", post_id, "status post").await?;
         let post = self.post_in(&mut w, post_id).await?;
         let status = PostStatus::parse("status", post.kind, &u.status)?;
         let named_ids: Vec<i64> = u.components.iter().map(|c| c.component_id).collect();
@@ -659,6 +721,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Post, StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_posts", post_id, "status post").await?;
         let old = self.post_in(&mut w, post_id).await?;
         if let Some(incident) = &c.incident_id {
             self.check_incident(&mut w, *incident).await?;
@@ -683,9 +746,14 @@ impl Store {
                 .await?;
             self.link_components(&mut w, post_id, ids).await?;
         }
-        // A maintenance moved later may remind again.
+        // A maintenance moved, or with a new reminder, reminds again — unless
+        // that reminder's time has already passed.
         let reminded = if c.scheduled_for.is_some() || c.remind_minutes.is_some() {
-            0
+            i64::from(reminder_passed(
+                scheduled_for,
+                c.remind_minutes.unwrap_or(old.remind_minutes),
+                now,
+            ))
         } else {
             -1
         };
@@ -696,7 +764,7 @@ impl Store {
         sqlx::query(
             "UPDATE status_posts SET name = $1, impact = $2, incident_id = $3, scheduled_for = $4, \
              scheduled_until = $5, auto_start = $6, auto_complete = $7, remind_minutes = $8, notify = $9, \
-             started_at = $10, reminded = CASE WHEN $11 = 0 THEN 0 ELSE reminded END, updated_at = $12 WHERE id = $13",
+             started_at = $10, reminded = CASE WHEN $11 < 0 THEN reminded ELSE $11 END, updated_at = $12 WHERE id = $13",
         )
         .bind(c.name.as_deref().unwrap_or(&old.name))
         .bind(c.impact.unwrap_or(old.impact).as_str())
@@ -742,6 +810,15 @@ impl Store {
         now: Timestamp,
     ) -> Result<Post, StoreError> {
         let mut w = self.write().await?;
+        let page: Option<i64> = sqlx::query_scalar(
+            "SELECT p.page_id FROM status_updates u JOIN status_posts p ON p.id = u.post_id WHERE u.id = $1",
+        )
+        .bind(update_id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let page =
+            page.ok_or_else(|| StoreError::not_found(format!("status update {update_id}")))?;
+        lock_page(self, &mut w, page).await?;
         let row = self
             .lock_row_by_id(
                 &mut w,
@@ -784,6 +861,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_posts", post_id, "status post").await?;
         let post = self.post_in(&mut w, post_id).await?;
         bump_page(&mut w, post.page_id, now).await?;
         sqlx::query("DELETE FROM jobs WHERE job_key = $1")
@@ -806,7 +884,7 @@ impl Store {
         w.commit().await
     }
 
-    async fn fill_posts(&self, mut posts: Vec<Post>) -> Result<Vec<Post>, StoreError> {
+    pub(super) async fn fill_posts(&self, mut posts: Vec<Post>) -> Result<Vec<Post>, StoreError> {
         if posts.is_empty() {
             return Ok(posts);
         }
@@ -896,6 +974,31 @@ impl Store {
             .ok()
             .and_then(|v| v["post_id"].as_i64())
             .ok_or_else(|| StoreError::Config(format!("bad maintenance job payload {payload}")))?;
+        // The runner holds this job's row, and a request changing the post takes
+        // the page, then the post, then this row (to re-arm it): waiting here for
+        // the page would close the circle. Skip a page someone is changing and
+        // look again in a moment.
+        let page_id: Option<i64> =
+            sqlx::query_scalar("SELECT page_id FROM status_posts WHERE id = $1")
+                .bind(post_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        let Some(page_id) = page_id else {
+            return Ok((None, Vec::new()));
+        };
+        let free: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM status_pages WHERE id = $1{}",
+            match self.backend {
+                crate::Backend::Sqlite => "",
+                crate::Backend::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
+            }
+        ))
+        .bind(page_id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if free.is_none() {
+            return Ok((Some(now + Duration::seconds(1)), Vec::new()));
+        }
         let post = match self.post_in(w, post_id).await {
             Ok(p) => p,
             Err(StoreError::NotFound { .. }) => return Ok((None, Vec::new())),
@@ -932,7 +1035,7 @@ impl Store {
                         self.backend,
                         post.page_id,
                         post.id,
-                        Fanout::Reminder,
+                        Fanout::Reminder(to_millis(plan.scheduled_for)),
                         now,
                     )
                     .await?;
@@ -1022,8 +1125,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Template, StoreError> {
         let mut w = self.write().await?;
-        self.lock_row_by_id(&mut w, "id", "status_pages", page_id, "status page")
-            .await?;
+        lock_page(self, &mut w, page_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO status_templates (page_id, kind, name, title, body, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {TEMPLATE_COLUMNS}"
@@ -1083,6 +1185,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Template, StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_templates", id, "status template").await?;
         let old = template_row(
             &self
                 .lock_row_by_id(
@@ -1133,6 +1236,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
+        lock_page_of(self, &mut w, "status_templates", id, "status template").await?;
         let old = template_row(
             &self
                 .lock_row_by_id(

@@ -6,13 +6,14 @@ use chrono_tz::Tz;
 use sqlx::Row;
 use tocsin_core::status_page::public::{
     PageInfo, PublicComponent, PublicGroup, PublicPost, PublicStatus, PublicUpdate, HISTORY_DAYS,
-    MAX_POSTS,
+    MAX_OPEN_POSTS, MAX_POSTS,
 };
 use tocsin_core::status_page::records::Post;
 use tocsin_core::status_page::uptime::{self, Span, DAYS_SHOWN};
 use tocsin_core::status_page::{Color, ComponentStatus, Indicator, PostKind};
 use tocsin_core::time::{to_millis, Timestamp};
 
+use super::posts::{post_row, POST_COLUMNS};
 use super::{component_status, id_list, opt_ts, ts};
 use crate::{Store, StoreError};
 
@@ -159,30 +160,45 @@ impl Store {
         Ok(components)
     }
 
-    // Open posts, then closed ones that ended after `since`; newest first, at most MAX_POSTS.
+    // Every open post (a long incident must not drop off the page behind newer
+    // short ones), and closed ones that ended after `since`, at most MAX_POSTS;
+    // newest first.
     async fn public_posts(
         &self,
         page_id: i64,
         kind: PostKind,
         since: i64,
     ) -> Result<Vec<PublicPost>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM status_posts WHERE page_id = $1 AND kind = $2 \
-             AND (status NOT IN ('resolved', 'completed') OR resolved_at >= $3) \
-             ORDER BY started_at DESC, id DESC LIMIT $4",
-        )
+        let mut rows = sqlx::query(&format!(
+            "SELECT {POST_COLUMNS} FROM status_posts WHERE page_id = $1 AND kind = $2 \
+             AND status NOT IN ('resolved', 'completed') ORDER BY started_at DESC, id DESC LIMIT $3"
+        ))
         .bind(page_id)
         .bind(kind.as_str())
-        .bind(since)
-        .bind(MAX_POSTS as i64)
+        .bind(MAX_OPEN_POSTS as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut posts = Vec::with_capacity(ids.len());
-        // A handful of posts: reading each with its updates keeps one code path.
-        for id in ids {
-            posts.push(public_post(self.post(id).await?));
-        }
-        Ok(posts)
+        rows.extend(
+            sqlx::query(&format!(
+                "SELECT {POST_COLUMNS} FROM status_posts WHERE page_id = $1 AND kind = $2 \
+                 AND status IN ('resolved', 'completed') AND resolved_at >= $3 \
+                 ORDER BY started_at DESC, id DESC LIMIT $4"
+            ))
+            .bind(page_id)
+            .bind(kind.as_str())
+            .bind(since)
+            .bind(MAX_POSTS as i64)
+            .fetch_all(&self.pool)
+            .await?,
+        );
+        let mut posts = rows.iter().map(post_row).collect::<Result<Vec<_>, _>>()?;
+        posts.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+        Ok(self
+            .fill_posts(posts)
+            .await?
+            .into_iter()
+            .map(public_post)
+            .collect())
     }
 }
 

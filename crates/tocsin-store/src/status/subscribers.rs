@@ -33,6 +33,8 @@ const COLUMNS: &str = "id, page_id, kind, address, salt, all_components, confirm
 pub const CONFIRM_LIFETIME_DAYS: i64 = 7;
 /// A pending subscriber asking again within this many minutes gets no second mail.
 pub const RESEND_MINUTES: i64 = 10;
+/// Most confirmation mails one page sends in an hour.
+pub const CONFIRMATIONS_PER_HOUR: i64 = 1_000;
 
 /// What a subscription request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,21 +153,44 @@ impl Store {
         &self,
         w: &mut WriteTx,
         page_id: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        let row = self
-            .lock_row_by_id(
-                w,
-                "allow_subscribers",
-                "status_pages",
-                page_id,
-                "status page",
-            )
-            .await?;
+        super::lock_page(self, w, page_id).await?;
+        let row =
+            sqlx::query("SELECT allow_subscribers, visibility FROM status_pages WHERE id = $1")
+                .bind(page_id)
+                .fetch_one(&mut *w.tx)
+                .await?;
         if row.try_get::<i64, _>("allow_subscribers")? == 0 {
             return Err(StoreError::conflict(
                 "email",
                 "this status page does not take subscriptions",
             ));
+        }
+        // Anyone signed in may read an internal page, but its updates are not to
+        // be mailed to any address they type (nor outlive their account): an
+        // admin adds an internal page's subscribers.
+        if row.try_get::<String, _>("visibility")? != "public" {
+            return Err(StoreError::conflict(
+                "email",
+                "an internal status page takes no subscriptions from readers; an admin adds its subscribers",
+            ));
+        }
+        // However many addresses and clients ask, a page sends at most this many
+        // confirmations an hour: the form cannot be turned into a mail cannon.
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM status_deliveries WHERE page_id = $1 AND kind = 'confirmation' AND created_at > $2",
+        )
+        .bind(page_id)
+        .bind(to_millis(now - Duration::hours(1)))
+        .fetch_one(&mut *w.tx)
+        .await?;
+        if recent >= CONFIRMATIONS_PER_HOUR {
+            return Err(StoreError::TooSoon {
+                code: "subscriptions_busy",
+                message: "too many subscription requests for this page just now; try again in a few minutes".into(),
+                retry_after_secs: 300,
+            });
         }
         Ok(())
     }
@@ -182,11 +207,11 @@ impl Store {
         now: Timestamp,
     ) -> Result<SubscribeOutcome, StoreError> {
         let mut w = self.write().await?;
-        self.page_takes_subscribers(&mut w, page_id).await?;
+        self.page_takes_subscribers(&mut w, page_id, now).await?;
         self.check_subscriber_components(&mut w, page_id, component_ids)
             .await?;
         let existing = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM status_subscribers WHERE page_id = $1 AND kind = 'email' AND address = $2"
+            "SELECT {COLUMNS} FROM status_subscribers WHERE page_id = $1 AND kind = 'email' AND lower(address) = lower($2)"
         ))
         .bind(page_id)
         .bind(email.as_str())
@@ -253,8 +278,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(Subscriber, Option<String>), StoreError> {
         let mut w = self.write().await?;
-        self.lock_row_by_id(&mut w, "id", "status_pages", page_id, "status page")
-            .await?;
+        super::lock_page(self, &mut w, page_id).await?;
         self.check_subscriber_components(&mut w, page_id, &s.component_ids)
             .await?;
         let confirmed = s.kind == SubscriberKind::Webhook || s.confirmed;
