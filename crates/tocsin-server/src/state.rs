@@ -29,6 +29,15 @@ impl Default for Limits {
     }
 }
 
+/// What saving a workflow is checked against from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowSetup {
+    /// Names in the `[workflows.commands]` allowlist (empty: commands are off).
+    pub commands: std::collections::BTreeSet<String>,
+    /// Names in `[workflows.channels]`, which notify steps may name.
+    pub channels: std::collections::BTreeSet<String>,
+}
+
 /// Shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -60,6 +69,8 @@ pub struct AppState {
     /// Whether status pages may offer email subscriptions: an SMTP relay is
     /// configured to send their mail. Off unless the server sets it.
     pub status_email: bool,
+    /// Workflow commands and channels the configuration offers.
+    pub workflows: Arc<WorkflowSetup>,
 }
 
 impl AppState {
@@ -87,6 +98,7 @@ impl AppState {
             live: Arc::default(),
             login_failures: Arc::default(),
             status_email: false,
+            workflows: Arc::default(),
         }
     }
 

@@ -49,3 +49,4 @@ mod web_room;
 mod web_services;
 mod web_support;
 mod webdriver;
+mod workflows;
