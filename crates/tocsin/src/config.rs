@@ -115,6 +115,8 @@ struct FileConfig {
     notify: NotifyConfig,
     #[serde(default)]
     status: StatusConfig,
+    #[serde(default)]
+    workflows: crate::workflow_config::WorkflowsConfig,
 }
 
 /// `[status]`: public status pages.
@@ -207,6 +209,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Public status pages.
     pub status: StatusConfig,
+    /// Workflows: outgoing HTTP, commands, channels, the secret key.
+    pub workflows: crate::workflow_config::WorkflowsConfig,
 }
 
 impl Config {
@@ -289,6 +293,7 @@ impl Config {
             incident: file.incident,
             notify: file.notify,
             status: file.status,
+            workflows: file.workflows,
         };
         if config.smtp_max_message_bytes < 1024 || config.smtp_max_connections == 0 {
             bail!(
@@ -307,6 +312,7 @@ impl Config {
             }
         }
         config.status.validate()?;
+        config.workflows.build()?;
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }

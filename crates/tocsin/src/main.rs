@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod notify_config;
 mod serve;
+mod workflow_config;
 
 use clap::{Parser, Subcommand};
 
