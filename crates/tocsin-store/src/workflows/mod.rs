@@ -35,6 +35,8 @@ pub use secrets::{secret_name, SecretKey, SecretRecord, MAX_SECRET};
 
 /// The channel other nodes hear about changed workflow definitions on.
 pub const WORKFLOWS_CHANNEL: &str = "tocsin_workflows";
+/// The channel other nodes' workflow workers hear of runs due now on.
+pub const WORKFLOW_RUNS_CHANNEL: &str = "tocsin_workflow_runs";
 
 /// What caused a change made on a workflow run's behalf: the chain of runs
 /// (the loop guard reads it from the events the change appends), and the
@@ -89,6 +91,21 @@ pub(crate) struct TxHooks {
     pub(crate) wake_triggers: bool,
     pub(crate) wake_runs: bool,
     shared: Option<Arc<Shared>>,
+}
+
+/// Marks a run due now in this transaction: this node's worker is woken when
+/// it commits, and other nodes' through `NOTIFY tocsin_workflow_runs`
+/// (PostgreSQL; once per transaction), so an idle node takes the step when
+/// this one is busy.
+pub(crate) async fn run_due_now(w: &mut WriteTx, backend: Backend) -> Result<(), StoreError> {
+    if !w.workflow.wake_runs && backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WORKFLOW_RUNS_CHANNEL)
+            .execute(&mut *w.tx)
+            .await?;
+    }
+    w.workflow.wake_runs = true;
+    Ok(())
 }
 
 impl TxHooks {
@@ -256,9 +273,11 @@ impl Store {
         v
     }
 
-    /// On PostgreSQL, refreshes the trigger kinds when another node announces
-    /// a changed workflow (`NOTIFY tocsin_workflows`), until the pool closes.
-    /// The engine also refreshes on a slow timer, in case a notice is lost.
+    /// On PostgreSQL, until the pool closes: refreshes the trigger kinds when
+    /// another node announces a changed workflow (`NOTIFY tocsin_workflows`),
+    /// and wakes this node's worker when another makes a run due
+    /// (`tocsin_workflow_runs`). The worker also looks on a slow timer, in
+    /// case a notice is lost while reconnecting.
     pub fn listen_for_workflow_changes(&self) {
         if self.backend != Backend::Postgres {
             return;
@@ -268,13 +287,22 @@ impl Store {
             while !store.pool.is_closed() {
                 match sqlx::postgres::PgListener::connect(&url).await {
                     Ok(mut listener) => {
-                        if listener.listen(WORKFLOWS_CHANNEL).await.is_ok() {
+                        let channels = [WORKFLOWS_CHANNEL, WORKFLOW_RUNS_CHANNEL];
+                        if listener.listen_all(channels).await.is_ok() {
+                            // Whatever was announced while not listening: look again.
+                            store.workflows.run_wake.notify_one();
+                            let _ = store.refresh_workflow_triggers().await;
                             loop {
-                                if let Err(e) = store.refresh_workflow_triggers().await {
-                                    tracing::warn!(error = %e, "cannot refresh workflow triggers");
-                                }
                                 match listener.try_recv().await {
-                                    Ok(_) => {}
+                                    Ok(Some(n)) if n.channel() == WORKFLOW_RUNS_CHANNEL => {
+                                        store.workflows.run_wake.notify_one()
+                                    }
+                                    Ok(_) => {
+                                        if let Err(e) = store.refresh_workflow_triggers().await {
+                                            tracing::warn!(error = %e, "cannot refresh workflow triggers");
+                                        }
+                                        store.workflows.run_wake.notify_one();
+                                    }
                                     Err(_) => break,
                                 }
                                 if store.pool.is_closed() {

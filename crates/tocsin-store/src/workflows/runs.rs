@@ -273,7 +273,7 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        w.workflow.wake_runs = true;
+        super::run_due_now(w, self.backend).await?;
         Ok(Ok(id))
     }
 
@@ -696,7 +696,7 @@ impl Store {
         .execute(&mut *w.tx)
         .await?;
         if due.is_some_and(|d| d <= to_millis(now)) {
-            w.workflow.wake_runs = true;
+            super::run_due_now(w, self.backend).await?;
         }
         Ok(())
     }
