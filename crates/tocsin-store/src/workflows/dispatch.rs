@@ -424,3 +424,76 @@ fn changes_of(q: &Queued) -> Vec<Change> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(kind: &str, data: Value) -> Queued {
+        Queued {
+            event_id: 1,
+            chain: Vec::new(),
+            at: from_millis(0),
+            actor: "Ada".into(),
+            entity_id: 7,
+            incident_id: Some(7),
+            kind: kind.into(),
+            data,
+        }
+    }
+
+    fn fields(q: &Queued) -> Vec<(String, Option<String>, Option<String>)> {
+        changes_of(q)
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Field { field, from, to } => Some((field, from, to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn roles_and_custom_fields_change_one_by_one() {
+        let q = queued(
+            "incident.updated",
+            json!({ "changes": [
+                { "field": "severity", "old": "SEV3", "new": "SEV1" },
+                { "field": "roles", "old": { "commander": [1] }, "new": { "commander": [2], "scribe": [3, 4] } },
+                { "field": "custom_fields", "old": { "region": "eu" }, "new": { "region": "eu", "tier": 1 } },
+            ]}),
+        );
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            fields(&q),
+            vec![
+                ("severity".into(), some("SEV3"), some("SEV1")),
+                ("roles.commander".into(), some("1"), some("2")),
+                ("roles.scribe".into(), None, some("3,4")),
+                ("custom_fields.tier".into(), None, some("1")),
+            ]
+        );
+        let q = queued(
+            "incident.status_changed",
+            json!({ "from": "triggered", "to": "resolved" }),
+        );
+        assert_eq!(
+            fields(&q),
+            vec![("status".into(), some("triggered"), some("resolved"))]
+        );
+        assert!(changes_of(&queued("incident.note_added", json!({}))).is_empty());
+    }
+
+    #[test]
+    fn idle_timers_start_with_declaration_and_reopening() {
+        assert!(arms_idle(&queued("incident.declared", json!({}))));
+        assert!(arms_idle(&queued(
+            "incident.status_changed",
+            json!({ "from": "resolved", "to": "triggered" })
+        )));
+        assert!(!arms_idle(&queued(
+            "incident.status_changed",
+            json!({ "from": "triggered", "to": "resolved" })
+        )));
+        assert!(!arms_idle(&queued("incident.updated", json!({}))));
+    }
+}

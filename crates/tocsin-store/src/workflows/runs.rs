@@ -350,7 +350,26 @@ impl Store {
                 w.rollback().await?;
                 return Ok(None);
             };
-            let (row, def, st) = self.load_run(&mut w, id).await?;
+            let (row, def, st) = match self.load_run(&mut w, id).await {
+                Ok(loaded) => loaded,
+                // A run that cannot be read (its version no longer parses in
+                // this build) must not stop every run behind it: it is failed
+                // and set aside, and said so in the log.
+                Err(StoreError::Config(why)) => {
+                    tracing::error!(run_id = id, %why, "workflow run set aside as failed");
+                    sqlx::query(
+                        "UPDATE workflow_runs SET status = 'failed', due_at = NULL, lease_until = NULL, \
+                         claim = NULL, updated_at = $1, finished_at = $1 WHERE id = $2",
+                    )
+                    .bind(to_millis(now))
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    w.commit().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let workflow_name = def.name.clone();
             let incident_id: Option<i64> = row.try_get("incident_id")?;
             let (st, next_step) = self
@@ -527,23 +546,6 @@ impl Store {
         self.workflow_run(run_id).await.map(Ok)
     }
 
-    /// The role the approval a run waits for needs, if it waits for one.
-    pub async fn workflow_run_approver_role(
-        &self,
-        run_id: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let v = self.workflow_run(run_id).await?;
-        let current = v
-            .steps
-            .iter()
-            .rev()
-            .find(|r| r.status == StepStatus::AwaitingApproval);
-        Ok(current.and_then(|r| match &r.inputs {
-            Some(Action::Approval(a)) => Some(a.role.clone()),
-            _ => None,
-        }))
-    }
-
     /// Stops a run; a step executing now finishes but its outcome is dropped.
     pub async fn cancel_workflow_run(
         &self,
@@ -627,6 +629,23 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(t.map(from_millis))
+    }
+
+    /// For `/metrics`: queued trigger events not dispatched yet, and runs by status.
+    pub async fn workflow_stats(&self) -> Result<(i64, Vec<(String, i64)>), StoreError> {
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_trigger_queue")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM workflow_runs GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let runs = rows
+            .iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok((queued, runs))
     }
 
     // The name of the version the run follows (a later edit may rename it).
