@@ -10,3 +10,4 @@ pub mod render;
 pub mod sender;
 pub mod status_mail;
 pub mod suppression;
+pub mod workflow;

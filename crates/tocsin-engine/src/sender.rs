@@ -156,6 +156,14 @@ impl Providers {
         self
     }
 
+    /// The provider of each channel, for other senders (workflow notify steps).
+    pub fn by_channel(&self) -> HashMap<Channel, Arc<dyn Provider>> {
+        self.slots
+            .iter()
+            .map(|(c, s)| (*c, s.provider.clone()))
+            .collect()
+    }
+
     /// The channels with a provider.
     pub fn channels(&self) -> Vec<Channel> {
         let mut c: Vec<_> = self.slots.keys().copied().collect();

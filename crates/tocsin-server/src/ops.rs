@@ -89,6 +89,20 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(stats) => status_metrics(&stats, &state.status.stats(), &mut out),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the status-page outbox"),
     }
+    match state.store.workflow_stats().await {
+        Ok((queued, runs)) => {
+            let _ = writeln!(
+                out,
+                "# HELP tocsin_workflow_triggers_queued Events queued for the workflow trigger dispatcher: a growing number means it is behind.\n\
+                 # TYPE tocsin_workflow_triggers_queued gauge\ntocsin_workflow_triggers_queued {queued}"
+            );
+            out.push_str("# HELP tocsin_workflow_runs Workflow runs by status.\n# TYPE tocsin_workflow_runs gauge\n");
+            for (status, n) in runs {
+                let _ = writeln!(out, "tocsin_workflow_runs{{status=\"{status}\"}} {n}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read workflow runs"),
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,

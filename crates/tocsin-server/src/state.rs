@@ -29,6 +29,15 @@ impl Default for Limits {
     }
 }
 
+/// What saving a workflow is checked against from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowSetup {
+    /// Names in the `[workflows.commands]` allowlist (empty: commands are off).
+    pub commands: std::collections::BTreeSet<String>,
+    /// Names in `[workflows.channels]`, which notify steps may name.
+    pub channels: std::collections::BTreeSet<String>,
+}
+
 /// Shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -64,6 +73,8 @@ pub struct AppState {
     pub status: Arc<crate::status::StatusCache>,
     /// Subscription requests per client address on public status pages.
     pub status_subscribe_limit: Arc<crate::status::SubscribeLimiter>,
+    /// Workflow commands and channels the configuration offers.
+    pub workflows: Arc<WorkflowSetup>,
 }
 
 impl AppState {
@@ -90,6 +101,7 @@ impl AppState {
             live: Arc::default(),
             login_failures: Arc::default(),
             status_email: false,
+            workflows: Arc::default(),
             status: Arc::new(crate::status::StatusCache::new(&store)),
             status_subscribe_limit: Arc::default(),
             store,

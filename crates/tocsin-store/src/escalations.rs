@@ -81,7 +81,7 @@ pub(crate) fn parse_state(incident_id: i64, text: &str) -> Result<EscalationStat
 
 /// On-call and team membership read ahead for one step (the resolver is synchronous).
 #[derive(Default)]
-struct Preloaded {
+pub(crate) struct Preloaded {
     on_call: HashMap<i64, Vec<i64>>,
     teams: HashMap<i64, Vec<i64>>,
 }
@@ -585,7 +585,7 @@ impl Store {
 
     // Who each schedule target has on call at the step's time, and each team's
     // members, read in the job's transaction.
-    async fn preload(
+    pub(crate) async fn preload(
         &self,
         w: &mut WriteTx,
         policy: &EscalationPolicy,
@@ -643,7 +643,7 @@ impl Store {
     }
 
     // Contact methods, rules and working hours of active users among `users`.
-    async fn user_notifications(
+    pub(crate) async fn user_notifications(
         &self,
         w: &mut WriteTx,
         users: &[i64],

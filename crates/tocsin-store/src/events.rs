@@ -53,6 +53,7 @@ pub(crate) async fn append(w: &mut WriteTx, e: NewEvent<'_>) -> Result<i64, Stor
     .bind(e.data.to_string())
     .fetch_one(&mut *w.tx)
     .await?;
+    crate::workflows::after_append(w, id, e.kind, to_millis(e.at)).await?;
     Ok(id)
 }
 

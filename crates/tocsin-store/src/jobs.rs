@@ -201,6 +201,11 @@ impl Store {
                     .await
             }
             "status_fanout" => self.run_status_fanout_job(&mut w, &job.payload, now).await,
+            "workflow_schedule" => {
+                self.run_workflow_schedule_job(&mut w, &job.payload, now)
+                    .await
+            }
+            "workflow_idle" => self.run_workflow_idle_job(&mut w, &job.payload, now).await,
             other => Err(StoreError::Config(format!("unknown job kind `{other}`"))),
         };
         let (handed, error) = match result {

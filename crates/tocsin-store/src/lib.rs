@@ -36,6 +36,7 @@ mod suppress;
 mod swaps;
 mod tx;
 mod verification;
+pub mod workflows;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -137,6 +138,10 @@ pub struct Store {
     status_mail_wake: Arc<tokio::sync::Notify>,
     // Counts committed changes to status pages on this node (status/mod.rs).
     status_watch: Arc<tokio::sync::watch::Sender<u64>>,
+    // Workflow triggers, wake-ups, definitions and the secret key (workflows/).
+    workflows: Arc<workflows::Shared>,
+    // Set on a store acting for a workflow run (Store::with_cause).
+    cause: Option<Arc<workflows::Cause>>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -200,6 +205,8 @@ impl Store {
             status_mail_wake: Arc::default(),
             status_watch: Arc::new(tokio::sync::watch::channel(0).0),
             key_cache: Arc::default(),
+            workflows: Arc::default(),
+            cause: None,
         })
     }
 
@@ -304,6 +311,14 @@ impl Store {
             "status_subscribers",
             "status_subscriber_components",
             "status_deliveries",
+            "workflows",
+            "workflow_versions",
+            "workflow_trigger_queue",
+            "workflow_runs",
+            "workflow_step_events",
+            "workflow_secrets",
+            "runbooks",
+            "incident_runbooks",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

@@ -60,6 +60,7 @@ const SQLITE: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/sqlite/0018_status_pages.sql"),
     ),
+    (19, include_str!("../migrations/sqlite/0019_workflows.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -124,6 +125,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         18,
         include_str!("../migrations/postgres/0018_status_pages.sql"),
+    ),
+    (
+        19,
+        include_str!("../migrations/postgres/0019_workflows.sql"),
     ),
 ];
 

@@ -25,6 +25,8 @@ pub(crate) struct WriteTx {
     /// Set when the transaction changed what a status page shows: committing tells this node's page cache.
     pub(crate) status_changed: bool,
     status_watch: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Trigger kinds to queue, the cause of the changes, and workflow wake-ups.
+    pub(crate) workflow: crate::workflows::TxHooks,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -107,6 +109,7 @@ impl WriteTx {
         if self.status_changed {
             self.status_watch.send_modify(|n| *n = n.wrapping_add(1));
         }
+        self.workflow.committed();
         Ok(())
     }
 
@@ -160,6 +163,7 @@ impl Store {
             status_mail_wake: self.status_mail_wake.clone(),
             status_changed: false,
             status_watch: self.status_watch.clone(),
+            workflow: crate::workflows::TxHooks::new(&self.workflows, self.cause.clone()),
             _guard: guard,
         })
     }

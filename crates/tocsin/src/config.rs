@@ -121,6 +121,8 @@ struct FileConfig {
     notify: NotifyConfig,
     #[serde(default)]
     status: StatusConfig,
+    #[serde(default)]
+    workflows: crate::workflow_config::WorkflowsConfig,
 }
 
 /// `[status]`: public status pages.
@@ -221,6 +223,8 @@ pub struct Config {
     pub status_export_dir: Option<PathBuf>,
     /// How often it writes them, besides after each change.
     pub status_export_interval: std::time::Duration,
+    /// Workflows: outgoing HTTP, commands, channels, the secret key.
+    pub workflows: crate::workflow_config::WorkflowsConfig,
 }
 
 impl Config {
@@ -312,6 +316,7 @@ impl Config {
                     .unwrap_or(60),
             ),
             status: file.status,
+            workflows: file.workflows,
         };
         if config.status_export_interval.is_zero() {
             bail!("[status] export_interval_seconds must be at least 1");
@@ -333,6 +338,7 @@ impl Config {
             }
         }
         config.status.validate()?;
+        config.workflows.build()?;
         if config.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }

@@ -8,6 +8,7 @@ mod config;
 mod notify_config;
 mod serve;
 mod status_cmd;
+mod workflow_config;
 
 use clap::{Parser, Subcommand};
 

@@ -145,6 +145,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("status.{}: {}", e.field, e.message))?;
     state.status_email = status_mailer.email_available();
+    // Workflows: the secret key, what definitions are checked against, and
+    // where run context links point.
+    let (workflow_config, workflow_setup) = config.workflows.build()?;
+    if let Some(key) = config
+        .workflows
+        .secret_key(&config.data_dir, config.is_sqlite())?
+    {
+        store.set_secret_key(key);
+    }
+    store.set_public_url(state.public_url.as_deref().unwrap_or_default());
+    state.workflows = Arc::new(workflow_setup);
+    let notify_providers = notify.providers.by_channel();
     // Background work stops when the HTTP server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(
@@ -185,6 +197,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot release notifications left mid-send")?;
     let delivery = tokio::spawn(sender.clone().run(stopped.clone()));
     let status_mail = tokio::spawn(status_mailer.run(stopped.clone()));
+    let executors = tocsin_engine::workflow::standard_executors(
+        &workflow_config,
+        tocsin_engine::workflow::ExecutorDeps {
+            settings: state.settings.clone(),
+            delivery: Arc::new(sender.clone()),
+            providers: notify_providers,
+        },
+    );
+    let workflows = tokio::spawn(
+        tocsin_engine::workflow::WorkflowEngine::new(
+            store.clone(),
+            state.clock.clone(),
+            tocsin_engine::workflow::Executors::new(executors),
+            workflow_config.concurrency,
+        )
+        .run(stopped.clone()),
+    );
     let jobs = tokio::spawn(
         tocsin_engine::jobs::Runner::new(store.clone(), state.clock.clone(), Arc::new(sender))
             .run(stopped.clone()),
@@ -241,6 +270,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = heartbeats.await;
     let _ = held.await;
     let _ = jobs.await;
+    let _ = workflows.await;
     let _ = delivery.await;
     let _ = status_mail.await;
     let _ = status_cache.await;

@@ -14,6 +14,7 @@ mod integrations;
 mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
+mod secrets;
 pub(crate) mod snippets;
 pub(crate) mod status_components;
 pub(crate) mod status_pages;
@@ -23,6 +24,8 @@ pub(crate) mod status_templates;
 pub(crate) mod status_updates;
 pub(crate) mod suppression;
 mod swaps;
+mod workflow_runs;
+pub(crate) mod workflows;
 
 pub(crate) use calendar::feed_routes;
 
@@ -59,6 +62,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "calendar", description = "iCalendar feeds of on-call shifts at secret-token URLs"),
         (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
         (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
+        (name = "workflows", description = "Workflows: YAML definitions and their versions, dry-runs, runs with every step, approvals, and the secrets steps read by name"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -105,6 +109,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(status_updates::routes())
         .merge(status_templates::routes())
         .merge(status_subscribers::routes())
+        .merge(workflows::routes())
+        .merge(workflow_runs::routes())
+        .merge(secrets::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -53,3 +53,4 @@ mod web_services;
 mod web_status;
 mod web_support;
 mod webdriver;
+mod workflows;

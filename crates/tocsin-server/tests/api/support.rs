@@ -152,6 +152,16 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(db: Db, settings: IncidentSettings, limits: Limits) -> Option<TestApp> {
+    spawn_app_setup(db, settings, limits, |s| s).await
+}
+
+/// The same, with the server's state changed by `setup` before it serves.
+pub async fn spawn_app_setup(
+    db: Db,
+    settings: IncidentSettings,
+    limits: Limits,
+    setup: impl FnOnce(AppState) -> AppState,
+) -> Option<TestApp> {
     sqlx::any::install_default_drivers();
     let (url, cleanup) = match db {
         Db::Sqlite => {
@@ -205,7 +215,12 @@ pub async fn spawn_app_with(db: Db, settings: IncidentSettings, limits: Limits) 
         .await
         .expect("bootstrap")
         .expect("first user");
-    let mut state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), limits);
+    let mut state = setup(AppState::new(
+        store.clone(),
+        settings,
+        Arc::new(clock.clone()),
+        limits,
+    ));
     // As if a mail relay were configured: status pages offer email subscriptions,
     // and what they would send waits in the outbox for the tests to read.
     state.status_email = true;

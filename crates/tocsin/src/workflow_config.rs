@@ -1,0 +1,244 @@
+//! `[workflows]`: where HTTP steps may connect, the command allowlist, the
+//! channels notify steps may name, and the key secrets are sealed with.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use tocsin_core::escalation::Channel;
+use tocsin_core::workflow::NetPolicy;
+use tocsin_engine::workflow::{channel_kind, CommandSpec, WorkflowConfig};
+use tocsin_server::state::WorkflowSetup;
+use tocsin_store::workflows::SecretKey;
+
+/// The variable the secret key is read from first.
+pub const SECRET_KEY_ENV: &str = "TOCSIN_SECRET_KEY";
+
+/// `[workflows]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// A file holding the secret key (32 bytes, base64); `TOCSIN_SECRET_KEY` wins.
+    pub secret_key_file: Option<PathBuf>,
+    /// Addresses, ranges and host names HTTP steps may reach although denied
+    /// by default (loopback, private, link-local…).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Addresses, ranges and host names HTTP steps may never reach.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Largest HTTP response body a step reads [default: 1048576].
+    pub max_response_bytes: Option<usize>,
+    /// Largest command output kept per stream [default: 65536].
+    pub max_output_bytes: Option<usize>,
+    /// Longest a command may run, whatever its step says [default: 600].
+    pub max_command_seconds: Option<u64>,
+    /// Steps executing at once on one node [default: 16].
+    pub concurrency: Option<usize>,
+    /// `[workflows.commands.NAME]`: the allowlist. Empty: command steps are off.
+    #[serde(default)]
+    pub commands: BTreeMap<String, CommandEntry>,
+    /// `[workflows.channels]`: name = address (`slack:C0123ABCD`, `teams:https://…`).
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
+}
+
+/// One allowlisted command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandEntry {
+    /// Absolute path of the program.
+    pub program: PathBuf,
+    /// Arguments always passed first; a step's own follow.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl WorkflowsConfig {
+    /// The engine's settings and what the API checks definitions against.
+    pub fn build(&self) -> anyhow::Result<(WorkflowConfig, WorkflowSetup)> {
+        let net = NetPolicy::parse(&self.allow, &self.deny)
+            .map_err(|e| anyhow::anyhow!("workflows.{}: {}", e.field, e.message))?;
+        let mut commands = BTreeMap::new();
+        for (name, c) in &self.commands {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bail!("workflows.commands.{name}: a command name is letters, digits, - and _");
+            }
+            if !c.program.is_absolute() {
+                bail!(
+                    "workflows.commands.{name}.program: `{}` must be an absolute path",
+                    c.program.display()
+                );
+            }
+            if !c.program.is_file() {
+                bail!(
+                    "workflows.commands.{name}.program: `{}` does not exist",
+                    c.program.display()
+                );
+            }
+            commands.insert(
+                name.clone(),
+                CommandSpec {
+                    program: c.program.clone(),
+                    args: c.args.clone(),
+                },
+            );
+        }
+        for (name, address) in &self.channels {
+            if Channel::of(channel_kind(address), address).is_none() {
+                bail!("workflows.channels.{name}: `{address}` is not an address a provider serves (e.g. slack:C0123ABCD)");
+            }
+        }
+        let d = WorkflowConfig::default();
+        let config = WorkflowConfig {
+            net,
+            commands,
+            channels: self.channels.clone(),
+            max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
+            max_output_bytes: self.max_output_bytes.unwrap_or(d.max_output_bytes),
+            max_command_timeout: self
+                .max_command_seconds
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(d.max_command_timeout),
+            concurrency: self.concurrency.unwrap_or(d.concurrency).max(1),
+        };
+        let setup = WorkflowSetup {
+            commands: config.commands.keys().cloned().collect(),
+            channels: config.channels.keys().cloned().collect(),
+        };
+        Ok((config, setup))
+    }
+
+    /// The secret key: `TOCSIN_SECRET_KEY`, else `secret_key_file`, else (on
+    /// the embedded database only) `secret.key` in the data directory,
+    /// created on first start. `None` on PostgreSQL without a key: secrets
+    /// cannot be stored until every node is given the same one.
+    pub fn secret_key(&self, data_dir: &Path, sqlite: bool) -> anyhow::Result<Option<SecretKey>> {
+        let bad = |from: &str, e: String| anyhow::anyhow!("{from}: {e}");
+        if let Some(v) = std::env::var(SECRET_KEY_ENV).ok().filter(|v| !v.is_empty()) {
+            return SecretKey::from_base64(&v)
+                .map(Some)
+                .map_err(|e| bad(SECRET_KEY_ENV, e));
+        }
+        if let Some(p) = &self.secret_key_file {
+            let text = std::fs::read_to_string(p).with_context(|| {
+                format!("workflows.secret_key_file: cannot read {}", p.display())
+            })?;
+            return SecretKey::from_base64(&text)
+                .map(Some)
+                .map_err(|e| bad("workflows.secret_key_file", e));
+        }
+        if !sqlite {
+            tracing::warn!(
+                "no workflow secret key ({SECRET_KEY_ENV} or [workflows] secret_key_file): \
+                 secrets cannot be stored; give every node the same key"
+            );
+            return Ok(None);
+        }
+        let path = data_dir.join("secret.key");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return SecretKey::from_base64(&text)
+                .map(Some)
+                .map_err(|e| bad(&path.display().to_string(), e));
+        }
+        let text = SecretKey::generate_base64().map_err(|e| anyhow::anyhow!(e))?;
+        write_private(&path, &text)?;
+        tracing::info!(path = %path.display(),
+            "generated the workflow secret key; back it up with the database (secrets do not open without it)");
+        SecretKey::from_base64(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+// Readable by the owner only, from the moment it exists.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_and_named() {
+        let c: WorkflowsConfig = toml::from_str(
+            "allow = [\"127.0.0.1\"]\n[commands.echo]\nprogram = \"/bin/echo\"\nargs = [\"-n\"]\n[channels]\nops = \"slack:C0123ABCD\"\n",
+        )
+        .unwrap();
+        let (config, setup) = c.build().unwrap();
+        assert!(config.commands.contains_key("echo"));
+        assert_eq!(setup.channels.iter().collect::<Vec<_>>(), ["ops"]);
+        for (text, key) in [
+            ("allow = [\"10.0.0.0/33\"]", "workflows.allow[0]"),
+            (
+                "[commands.x]\nprogram = \"echo\"",
+                "workflows.commands.x.program",
+            ),
+            (
+                "[commands.x]\nprogram = \"/nonexistent/x\"",
+                "workflows.commands.x.program",
+            ),
+            (
+                "[commands.\"a b\"]\nprogram = \"/bin/echo\"",
+                "workflows.commands.a b",
+            ),
+            ("[channels]\nops = \"fax:123\"", "workflows.channels.ops"),
+        ] {
+            let c: WorkflowsConfig = toml::from_str(text).unwrap();
+            let e = c.build().unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{text}: {e:#}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_database_gets_a_private_key_file_once() {
+        let dir = std::env::temp_dir().join(format!("tocsin-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = WorkflowsConfig::default();
+        if std::env::var(SECRET_KEY_ENV).is_ok() {
+            return;
+        }
+        assert!(c.secret_key(&dir, true).unwrap().is_some());
+        let first = std::fs::read_to_string(dir.join("secret.key")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("secret.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(c.secret_key(&dir, true).unwrap().is_some());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("secret.key")).unwrap(),
+            first
+        );
+        assert!(
+            c.secret_key(&dir, false).unwrap().is_none(),
+            "PostgreSQL needs a shared key"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
