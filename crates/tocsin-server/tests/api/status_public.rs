@@ -46,18 +46,18 @@ both_backends!(
 
 // ---------------------------------------------------------------- helpers
 
-fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     app.clock.now()
 }
 
-fn actor(app: &TestApp) -> Actor {
+pub(crate) fn actor(app: &TestApp) -> Actor {
     Actor {
         user_id: Some(app.admin_id),
         name: "Ada Admin".into(),
     }
 }
 
-fn new_page(slug: &str, name: &str) -> NewStatusPage {
+pub(crate) fn new_page(slug: &str, name: &str) -> NewStatusPage {
     NewStatusPage {
         slug: Slug::parse("slug", slug).unwrap(),
         name: name.into(),
@@ -71,7 +71,7 @@ fn new_page(slug: &str, name: &str) -> NewStatusPage {
     }
 }
 
-async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
+pub(crate) async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
     app.store
         .create_status_page(&p, &actor(app), now(app))
         .await
@@ -79,7 +79,7 @@ async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
         .id
 }
 
-async fn page(app: &TestApp, slug: &str) -> i64 {
+pub(crate) async fn page(app: &TestApp, slug: &str) -> i64 {
     page_with(app, new_page(slug, "Acme")).await
 }
 
@@ -96,7 +96,12 @@ async fn group(app: &TestApp, page_id: i64, name: &str) -> i64 {
         .id
 }
 
-async fn component(app: &TestApp, page_id: i64, group_id: Option<i64>, name: &str) -> i64 {
+pub(crate) async fn component(
+    app: &TestApp,
+    page_id: i64,
+    group_id: Option<i64>,
+    name: &str,
+) -> i64 {
     let c = NewComponent {
         group_id,
         name: name.into(),
@@ -114,7 +119,7 @@ async fn component(app: &TestApp, page_id: i64, group_id: Option<i64>, name: &st
         .id
 }
 
-async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
+pub(crate) async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
     let c = ComponentChanges {
         status: Some(status),
         ..Default::default()
@@ -125,7 +130,7 @@ async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
         .unwrap();
 }
 
-fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost {
+pub(crate) fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost {
     NewPost {
         kind: PostKind::Incident,
         incident_id: None,
@@ -144,7 +149,7 @@ fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost
     }
 }
 
-async fn publish(app: &TestApp, page_id: i64, p: NewPost) -> i64 {
+pub(crate) async fn publish(app: &TestApp, page_id: i64, p: NewPost) -> i64 {
     app.store
         .publish_post(page_id, &p, &actor(app), now(app))
         .await
@@ -168,7 +173,7 @@ async fn update(app: &TestApp, post_id: i64, status: &str, body: &str) {
         .unwrap();
 }
 
-fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
+pub(crate) fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
     ComponentChange {
         component_id,
         status: Some(status),
@@ -176,14 +181,14 @@ fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
 }
 
 /// A response as a browser sees it: no redirect followed.
-struct Got {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
+pub(crate) struct Got {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Got {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -191,14 +196,14 @@ impl Got {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Got {
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> Got {
     let r = req.send().await.expect("request");
     Got {
         status: r.status(),
@@ -207,11 +212,11 @@ async fn send(req: reqwest::RequestBuilder) -> Got {
     }
 }
 
-async fn get(base: &str, path: &str) -> Got {
+pub(crate) async fn get(base: &str, path: &str) -> Got {
     send(client().get(format!("{base}{path}"))).await
 }
 
-async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Got {
+pub(crate) async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Got {
     let mut req = client().get(format!("{base}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -276,7 +281,7 @@ async fn deliveries(app: &TestApp) -> i64 {
 
 /// Another server over the same database, whose state the test keeps (the
 /// cache's counters, its own store to close).
-async fn second_node(app: &TestApp) -> (String, AppState, Store) {
+pub(crate) async fn second_node(app: &TestApp) -> (String, AppState, Store) {
     let store = Store::connect(
         &app.db_url,
         &StoreOptions {
@@ -717,6 +722,7 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
     assert!(export_all(&app.store, "", true, now(&app), &dir)
         .await
         .unwrap()
+        .exported
         .is_empty());
     assert!(!dir.join("staff").exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -1440,8 +1446,9 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
         index.contains("src=\"logo.png?v="),
         "the logo is linked by its file name"
     );
-    // Exporting again replaces the folder whole.
+    // Exporting a change replaces the folder whole.
     std::fs::write(site.join("stale.html"), "old").unwrap();
+    set_status(&app, api, ComponentStatus::MajorOutage).await;
     export(&app.store, PageRef::Id(p), "", true, now(&app), &site)
         .await
         .unwrap();
@@ -1474,7 +1481,8 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
     page(&app, "beta").await;
     let mut slugs = export_all(&app.store, "", true, now(&app), &all)
         .await
-        .unwrap();
+        .unwrap()
+        .exported;
     slugs.sort();
     assert_eq!(slugs, ["acme", "beta"]);
     assert!(all.join("assets/status.css").is_file() && all.join("beta/index.html").is_file());
@@ -1489,7 +1497,8 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
     assert_eq!(
         export_all(&app.store, "", true, now(&app), &all)
             .await
-            .unwrap(),
+            .unwrap()
+            .exported,
         ["beta"]
     );
     assert!(!all.join("acme").exists());
