@@ -36,6 +36,7 @@ both_backends!(
     internal_pages_need_a_session_or_a_token,
     a_change_shows_on_the_next_request,
     a_warm_cache_needs_no_database_and_survives_its_loss,
+    a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight,
     another_nodes_change_arrives_by_polling_and_many_readers_cause_one_render,
     conditional_requests_and_headers,
     subscribing_answers_the_same_for_every_address,
@@ -830,6 +831,46 @@ async fn a_warm_cache_needs_no_database_and_survives_its_loss(app: TestApp) {
         get(&base, "/status/other/").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight(app: TestApp) {
+    let p = page(&app, "acme").await;
+    let api = component(&app, p, None, "API").await;
+    app.clock.set(t("2026-01-01T12:00:00Z"));
+    let (base, state, _store) = second_node(&app).await;
+    let first = get(&base, "/status/acme/").await;
+    assert_eq!(state.status.stats().renders, 1);
+    // Nothing on it moves with the clock (no relative times; every component
+    // operational all along): hours pass, polled every time, no render.
+    for _ in 0..6 {
+        app.clock.advance(Duration::minutes(90));
+        state.status.refresh(&state).await;
+        assert_eq!(get(&base, "/status/acme/").await.text, first.text);
+    }
+    assert_eq!(state.status.stats().renders, 1);
+    // The page's midnight: the bars move a day.
+    app.clock.set(t("2026-01-02T00:00:05Z"));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 2);
+    assert!(get(&base, "/status/acme/")
+        .await
+        .text
+        .contains("title=\"2 Jan: no downtime\""));
+    // A change (on another node): rendered once for it.
+    set_status(&app, api, ComponentStatus::MajorOutage).await;
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 3);
+    // Now today's bar counts the outage's minutes: made again each minute.
+    app.clock.advance(Duration::seconds(30));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 3, "not within the minute");
+    app.clock.advance(Duration::seconds(45));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 4);
+    assert!(get(&base, "/status/acme/")
+        .await
+        .text
+        .contains("title=\"2 Jan: 1 min major outage\""));
 }
 
 async fn another_nodes_change_arrives_by_polling_and_many_readers_cause_one_render(app: TestApp) {
