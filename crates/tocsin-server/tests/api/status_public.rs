@@ -36,6 +36,7 @@ both_backends!(
     internal_pages_need_a_session_or_a_token,
     a_change_shows_on_the_next_request,
     a_warm_cache_needs_no_database_and_survives_its_loss,
+    a_stale_rendering_of_a_page_made_internal_is_not_served_publicly,
     a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight,
     another_nodes_change_arrives_by_polling_and_many_readers_cause_one_render,
     conditional_requests_and_headers,
@@ -655,13 +656,27 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
     np.visibility = Visibility::Internal;
     let p = page_with(&app, np).await;
     component(&app, p, None, "VPN").await;
-    // Browsers are sent to sign in and back.
+    // To a browser not signed in, an internal page is no page at all: the same
+    // 404 as a slug nobody uses, which links staff to sign in and come back.
+    for tail in ["", "index.html", "history", "incidents/1.html", "subscribe"] {
+        let r = get(&app.base, &format!("/status/staff/{tail}")).await;
+        let nobody = get(&app.base, &format!("/status/nobody/{tail}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{tail}");
+        assert_eq!(r.status, nobody.status, "{tail}");
+        assert_eq!(
+            r.text.replace("staff", "SLUG"),
+            nobody.text.replace("nobody", "SLUG"),
+            "{tail}: must not tell it exists"
+        );
+        for h in ["cache-control", "location", "content-type", "vary"] {
+            assert_eq!(r.header(h), nobody.header(h), "{tail}: {h}");
+        }
+    }
     let r = get(&app.base, "/status/staff/").await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.header("location"), "/login?next=%2Fstatus%2Fstaff%2F");
-    assert_eq!(
-        get(&app.base, "/status/staff/subscribe").await.status,
-        StatusCode::SEE_OTHER
+    assert!(
+        r.text.contains("href=\"/login?next=%2Fstatus%2Fstaff%2F\""),
+        "{}",
+        r.text
     );
     // Documents answer as if there were no page at all.
     let missing = get(&app.base, "/status/nobody/api/v2/summary.json").await;
@@ -683,7 +698,7 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
         )],
     )
     .await;
-    assert_eq!(forged.status, StatusCode::SEE_OTHER);
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
     // An API token (any role) reads everything; never from a shared cache.
     let (_, viewer) = app.user_with_role("viewer").await;
     let bearer = format!("Bearer {viewer}");
@@ -831,6 +846,62 @@ async fn a_warm_cache_needs_no_database_and_survives_its_loss(app: TestApp) {
         get(&base, "/status/other/").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn a_stale_rendering_of_a_page_made_internal_is_not_served_publicly(app: TestApp) {
+    let p = page(&app, "acme").await;
+    let api = component(&app, p, None, "API").await;
+    // Degraded: the page ages with the clock, so two minutes on it is due again.
+    set_status(&app, api, ComponentStatus::DegradedPerformance).await;
+    let (base, state, store) = second_node(&app).await;
+    let summary = "/status/acme/api/v2/summary.json";
+    assert_eq!(get(&base, "/status/acme/").await.status, StatusCode::OK);
+    assert_eq!(get(&base, summary).await.status, StatusCode::OK);
+    // This node's database goes away: its next render fails, the last
+    // rendering is served, and for a few seconds it does not try again.
+    store.close().await;
+    app.clock.advance(Duration::minutes(2));
+    let stale = get(&base, "/status/acme/").await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.header("cache-control"), "public, max-age=30");
+    assert_eq!(state.status.stats().failures, 1);
+    // Meanwhile the page is made internal (through another node), and this
+    // node's index learns it (read while its database answered) — but its
+    // render is still backing off, so only the public rendering is there.
+    let hide = StatusPageChanges {
+        visibility: Some(Visibility::Internal),
+        ..Default::default()
+    };
+    app.store
+        .update_status_page(p, &hide, &actor(&app), now(&app))
+        .await
+        .unwrap();
+    let before = state.status.stats();
+    let mut working = state.clone();
+    working.store = app.store.clone();
+    working.status.refresh(&working).await;
+    let after = state.status.stats();
+    assert_eq!(after.index_loads, before.index_loads + 1, "{after:?}");
+    assert_eq!(after.renders, before.renders, "no render: {after:?}");
+    // Anonymous readers get what they get for a page that does not exist,
+    // never the stale public page, its public caching or its CORS header.
+    let nobody = get(&base, "/status/nobody/").await;
+    let r = get(&base, "/status/acme/").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(
+        r.text.replace("acme", "SLUG"),
+        nobody.text.replace("nobody", "SLUG")
+    );
+    let j = get(&base, summary).await;
+    assert_eq!(j.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        j.text,
+        get(&base, "/status/nobody/api/v2/summary.json").await.text
+    );
+    for got in [&r, &j] {
+        assert_eq!(got.header("cache-control"), "no-store");
+        assert_eq!(got.header("access-control-allow-origin"), "");
+    }
 }
 
 async fn a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight(app: TestApp) {
