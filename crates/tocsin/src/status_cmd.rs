@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use tocsin_core::time::{Clock, SystemClock};
-use tocsin_server::status::{export, export_all, PageRef};
+use tocsin_server::status::{export, export_all, ExportReport, PageRef};
 
 use crate::config::{Config, ServerArgs};
 
@@ -60,20 +60,36 @@ async fn export_pages(args: ExportArgs) -> anyhow::Result<()> {
             &args.out,
         )
         .await
-        .map(|s| vec![s]),
+        .map(|s| ExportReport {
+            exported: vec![s],
+            ..Default::default()
+        }),
         None => export_all(&store, &base, email, clock.now(), &args.out).await,
     };
     store.close().await;
-    let slugs = result?;
-    if slugs.is_empty() {
+    let report = result?;
+    if report.exported.is_empty() && report.failed.is_empty() {
         println!("no public status pages to export");
     }
-    for slug in slugs {
+    for slug in &report.exported {
         let dir = match &args.page {
             Some(_) => args.out.clone(),
-            None => args.out.join(&slug),
+            None => args.out.join(slug),
         };
-        println!("{slug}: {}", dir.display());
+        let unchanged = if report.unchanged.contains(slug) {
+            " (unchanged)"
+        } else {
+            ""
+        };
+        println!("{slug}: {}{unchanged}", dir.display());
     }
-    Ok(())
+    // The pages that could be exported were; every failure is listed, and the
+    // exit status says something went wrong (for cron and CI).
+    for e in &report.failed {
+        eprintln!("error: {e}");
+    }
+    match report.failed.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} part(s) of the export failed (listed above)"),
+    }
 }

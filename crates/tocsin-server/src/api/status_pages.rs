@@ -229,7 +229,8 @@ async fn list_status_pages(
     Ok(Json(state.store.status_pages().await?))
 }
 
-/// Create a status page. A slug or domain already taken is 409 naming it.
+/// Create a status page. A slug or domain already taken, or a domain that is
+/// the instance's own host (its `public_url`'s), is 409 naming it.
 #[utoipa::path(post, path = "/api/v1/status-pages", tag = "status pages", request_body = StatusPageRequest,
     responses((status = 201, body = StatusPage), (status = 400, body = ErrorResponse), (status = 409, body = ErrorResponse)),
     security(("token" = ["admin"])))]
@@ -242,6 +243,25 @@ async fn create_status_page(
     Ok((StatusCode::CREATED, Json(page)))
 }
 
+/// Refuses, naming `domain`, the host the instance itself is reached at: every
+/// request to a page's domain is routed to the page, so the web UI and the API
+/// there would answer 404 (see `status::host`).
+fn not_the_instance(state: &AppState, domain: Option<&Domain>) -> ApiResult<()> {
+    let own = crate::status::instance_host(state);
+    match domain {
+        Some(d) if own.as_deref() == Some(d.as_str()) => Err(ApiError::Conflict {
+            code: "conflict",
+            message: format!(
+                "`{}` is the host this Tocsin instance is reached at (its public_url); \
+                 a status page there would hide the web UI and the API",
+                d.as_str()
+            ),
+            field: Some("domain".into()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks and stores a new page (the API's and the web form's one way in).
 pub(crate) async fn create(
     state: &AppState,
@@ -249,6 +269,7 @@ pub(crate) async fn create(
     r: StatusPageRequest,
 ) -> ApiResult<StatusPage> {
     let new = r.parse()?;
+    not_the_instance(state, new.domain.as_ref())?;
     Ok(state
         .store
         .create_status_page(&new, actor, state.now())
@@ -263,6 +284,7 @@ pub(crate) async fn update(
     p: StatusPagePatch,
 ) -> ApiResult<StatusPage> {
     let changes = p.parse()?;
+    not_the_instance(state, changes.domain.as_ref().and_then(Option::as_ref))?;
     Ok(state
         .store
         .update_status_page(id, &changes, actor, state.now())
@@ -281,6 +303,8 @@ async fn get_status_page(
 }
 
 /// Change a status page's settings; `null` removes its domain or support link.
+/// A slug or domain already taken, or a domain that is the instance's own
+/// host, is 409 naming it.
 #[utoipa::path(patch, path = "/api/v1/status-pages/{id}", tag = "status pages", params(("id" = i64, Path)),
     request_body = StatusPagePatch,
     responses((status = 200, body = StatusPage), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),

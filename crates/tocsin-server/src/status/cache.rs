@@ -12,9 +12,14 @@
 //!   so a change is visible on the very next request without any task running.
 //! - Another node committed one: nothing here moves, so the refresher polls the
 //!   index every second — one query per node, however many readers.
-//! - Time passed: a rendering older than a minute (durations, today's bar) or
-//!   from before the page's midnight (the bars move a day) is rendered again,
-//!   by the refresher ahead of readers, or by the first request that finds it.
+//! - Time passed: a rendering from before the page's midnight (the bars move
+//!   a day) is rendered again, and so is one older than a minute, but only if
+//!   the page shows something that moves with the clock — the uptime of a
+//!   component that is not operational or had downtime in the window
+//!   ([`super::view::ages_with_time`]). A page with nothing of the kind is not
+//!   rendered again until it changes or its midnight comes, so an idle
+//!   instance renders nothing. Either way, by the refresher ahead of readers,
+//!   or by the first request that finds it.
 //!
 //! One render per page at a time: the others wait for it and take its result.
 //! When the database is unreachable, the last rendering keeps being served,
@@ -34,7 +39,7 @@ use tokio::sync::watch;
 use super::render::{self, Rendered};
 use crate::state::AppState;
 
-/// Longest a rendering is served before it is made again.
+/// Longest a rendering whose page ages with time is served before it is made again.
 const MAX_AGE: Duration = Duration::seconds(60);
 /// How often the refresher asks the database what changed (on any node).
 const POLL: StdDuration = StdDuration::from_secs(1);
@@ -267,12 +272,12 @@ impl StatusCache {
     }
 }
 
-/// Current: rendered at this version or later, less than a minute ago, on the
-/// page's today (a clock set back counts as stale too).
+/// Current: rendered at this version or later, on the page's today, and less
+/// than a minute ago if what it shows ages (a clock set back counts as stale).
 fn fresh(r: &Rendered, version: i64, now: Timestamp) -> bool {
     r.version >= version
         && now >= r.rendered_at
-        && now - r.rendered_at < MAX_AGE
+        && (!r.ages || now - r.rendered_at < MAX_AGE)
         && now.with_timezone(&r.tz).date_naive() == r.local_date
 }
 

@@ -36,9 +36,9 @@ pub(crate) async fn route_by_host(
     mut req: Request,
     next: Next,
 ) -> Response {
-    // The instance's own host is never a page's: a page given that domain by
-    // mistake must not hide the UI and the API.
-    let own = state.public_url.as_deref().and_then(url_host);
+    // The instance's own host is never a page's: the API refuses it as a
+    // page's domain, and one given it before that must not hide the UI and the API.
+    let own = instance_host(&state);
     if let Some(host) = host_of(&req).filter(|h| Some(h.as_str()) != own.as_deref()) {
         if let Some(pv) = state.status.by_domain(&state.store, &host).await {
             match on_domain(&pv.slug, req.uri().path()) {
@@ -64,6 +64,12 @@ fn host_of(req: &Request) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().host())?;
     bare_host(raw)
+}
+
+/// The host the instance itself is reached at (its `public_url`'s), as
+/// [`host_of`] gives it; `None` without a public URL.
+pub(crate) fn instance_host(state: &AppState) -> Option<String> {
+    state.public_url.as_deref().and_then(url_host)
 }
 
 /// The host of an `http(s)://host[:port][/…]` URL, as [`host_of`] gives it.

@@ -28,8 +28,8 @@ mod subscribe;
 mod view;
 
 pub use cache::{run_refresher, CacheStats, StatusCache};
-pub use export::{export, export_all, run_exporter, ExportError, PageRef};
-pub(crate) use host::route_by_host;
+pub use export::{export, export_all, run_exporter, ExportError, ExportReport, PageRef};
+pub(crate) use host::{instance_host, route_by_host};
 pub use limit::SubscribeLimiter;
 
 use axum::middleware;

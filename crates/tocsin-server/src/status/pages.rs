@@ -9,13 +9,13 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
-use tocsin_core::status_page::Slug;
+use tocsin_core::status_page::{Slug, Visibility};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::render::{Doc, Rendered};
-use super::respond::{check_reader, send, Refusal, StatusError, Want};
+use super::respond::{check_reader, send, sign_in_url, Refusal, StatusError, Want};
 use crate::state::AppState;
 
 /// The OpenAPI tag of every public status-page route.
@@ -49,38 +49,80 @@ pub(crate) struct SlugPath {
     pub slug: String,
 }
 
-/// The page at `slug`, rendered, if this request may read it.
+/// A page's rendering as one request may read it.
+pub(crate) struct Readable {
+    rendered: Arc<Rendered>,
+    /// The stricter of the index's visibility and the rendering's: a stale
+    /// rendering (the database slow or down) keeps the visibility it was made
+    /// with, and a page made internal since must not go on being served as
+    /// public — nor a page just made public be served with an internal page's
+    /// headers before its rendering says so.
+    pub visibility: Visibility,
+}
+
+impl std::ops::Deref for Readable {
+    type Target = Rendered;
+
+    fn deref(&self) -> &Rendered {
+        &self.rendered
+    }
+}
+
+/// The page at `slug`, rendered, if this request may read it. To a reader
+/// who may not, an internal page is indistinguishable from no page at all.
 pub(crate) async fn readable(
     state: &AppState,
     headers: &HeaderMap,
     slug: &str,
     want: Want,
     path: &str,
-) -> Result<Arc<Rendered>, Refusal> {
-    let pv = state
-        .status
-        .by_slug(&state.store, slug)
-        .await
-        .ok_or_else(|| StatusError::NoPage.to(want))?;
-    let r = state
+) -> Result<Readable, Refusal> {
+    let Some(pv) = state.status.by_slug(&state.store, slug).await else {
+        return Err(not_here(state, want, path));
+    };
+    // Decided on the index before any rendering: an anonymous reader of an
+    // internal page costs no render, and is refused the same way even while
+    // only a stale public rendering could be served.
+    if pv.visibility != Visibility::Public {
+        check_reader(state, headers, pv.visibility, want, path).await?;
+    }
+    let rendered = state
         .status
         .rendered(state, &pv)
         .await
         .ok_or_else(|| StatusError::Unavailable.to(want))?;
-    check_reader(state, headers, &r, want, path).await?;
-    Ok(r)
+    let visibility = match (pv.visibility, rendered.visibility) {
+        (Visibility::Public, Visibility::Public) => Visibility::Public,
+        _ => Visibility::Internal,
+    };
+    if pv.visibility == Visibility::Public && visibility != Visibility::Public {
+        check_reader(state, headers, visibility, want, path).await?;
+    }
+    Ok(Readable {
+        rendered,
+        visibility,
+    })
+}
+
+/// The refusal for a page that does not exist, or that this reader may not
+/// know exists.
+pub(crate) fn not_here(state: &AppState, want: Want, path: &str) -> Refusal {
+    match want {
+        Want::Page => StatusError::SignIn(sign_in_url(state, path)).to(want),
+        Want::Document => StatusError::NoPage.to(want),
+    }
 }
 
 /// One of the page's cached bodies.
 pub(crate) fn serve(
-    r: &Rendered,
+    r: &Readable,
     doc: Doc,
     headers: &HeaderMap,
     want: Want,
     cors: bool,
 ) -> Result<Response, Refusal> {
     match r.docs.get(&doc) {
-        Some(body) => Ok(send(body, r, headers, cors)),
+        Some(body) => Ok(send(body, r.visibility, headers, cors)),
         None if doc == Doc::Logo => Err(StatusError::NoLogo.to(want)),
         None => Err(StatusError::NoPost.to(want)),
     }
@@ -102,12 +144,12 @@ async fn to_folder(Path(SlugPath { slug }): Path<SlugPath>) -> Response {
 /// The status page: the overall status, active incidents, maintenance,
 /// components with their uptime over 90 days, and the last days' incidents.
 /// `/status/{slug}/index.html` is the same page. Internal pages need a signed-in
-/// session or an API token (browsers are sent to sign in).
+/// session or an API token; without one they answer the same 404 as a page
+/// that does not exist (with a link to sign in and come back).
 #[utoipa::path(get, operation_id = "status_public_page", path = "/status/{slug}/", tag = TAG, params(SlugPath),
     responses((status = 200, content_type = "text/html", body = String, description = "The page"),
-        (status = 303, description = "An internal page: sign in first"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, content_type = "text/html", body = String, description = "No such page")),
+        (status = 404, content_type = "text/html", body = String, description = "No such page (or an internal one, to a reader not signed in)")),
     security((), ("token" = [])))]
 async fn page(
     State(state): State<AppState>,
@@ -124,8 +166,7 @@ async fn page(
 #[utoipa::path(get, operation_id = "status_public_incident", path = "/status/{slug}/incidents/{id}", tag = TAG,
     params(SlugPath, ("id" = String, Path, description = "The post's id, e.g. `12` or `12.html`")),
     responses((status = 200, content_type = "text/html", body = String, description = "The incident"),
-        (status = 303, description = "An internal page: sign in first"),
-        (status = 404, content_type = "text/html", body = String, description = "No such page or incident")),
+        (status = 404, content_type = "text/html", body = String, description = "No such page or incident (or an internal page, to a reader not signed in)")),
     security((), ("token" = [])))]
 async fn incident(
     State(state): State<AppState>,
@@ -143,8 +184,7 @@ async fn incident(
 /// month. Also at `/status/{slug}/history.html`.
 #[utoipa::path(get, operation_id = "status_public_history", path = "/status/{slug}/history", tag = TAG, params(SlugPath),
     responses((status = 200, content_type = "text/html", body = String, description = "The history"),
-        (status = 303, description = "An internal page: sign in first"),
-        (status = 404, content_type = "text/html", body = String, description = "No such page")),
+        (status = 404, content_type = "text/html", body = String, description = "No such page (or an internal one, to a reader not signed in)")),
     security((), ("token" = [])))]
 async fn history(
     State(state): State<AppState>,

@@ -90,6 +90,10 @@ pub(crate) struct Rendered {
     pub rendered_at: Timestamp,
     /// Today in the page's zone when rendered: the uptime bars move at midnight.
     pub local_date: NaiveDate,
+    /// Whether the bodies would read differently a minute later with nothing
+    /// changed (see [`view::ages_with_time`]); if not, only a new version or
+    /// the page's midnight makes them stale.
+    pub ages: bool,
     pub logo_ext: &'static str,
     pub docs: HashMap<Doc, Body>,
 }
@@ -151,6 +155,7 @@ pub(crate) async fn render(
         tz,
         rendered_at: now,
         local_date: now.with_timezone(&tz).date_naive(),
+        ages: view::ages_with_time(&snapshot),
         logo_ext,
         docs,
         snapshot,

@@ -5,15 +5,15 @@
 use askama::Template;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, REFERRER_POLICY, RETRY_AFTER, VARY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, RETRY_AFTER, VARY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use tocsin_core::status_page::Visibility;
 
-use super::render::{Body, Rendered};
+use super::render::Body;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -40,9 +40,15 @@ pub(crate) async fn security_headers(mut resp: Response) -> Response {
 /// A cached body as a response: 304 when the client has it already. Public
 /// pages may sit in shared caches for 30 s; internal ones only in the reader's
 /// browser, and `cors` bodies (the JSON) may be read by scripts on other sites
-/// only when the page is public.
-pub(crate) fn send(body: &Body, r: &Rendered, request: &HeaderMap, cors: bool) -> Response {
-    let public = r.visibility == Visibility::Public;
+/// only when the page is public. `visibility`: the page's as this request
+/// reads it (see `pages::Readable`), not necessarily the rendering's.
+pub(crate) fn send(
+    body: &Body,
+    visibility: Visibility,
+    request: &HeaderMap,
+    cors: bool,
+) -> Response {
+    let public = visibility == Visibility::Public;
     let mut resp = if matches_etag(request, &body.etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -83,7 +89,8 @@ fn matches_etag(request: &HeaderMap, etag: &HeaderValue) -> bool {
 /// What kind of answer a route gives, and so how it refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {
-    /// A page for people: refusals are pages, an internal page sends them to sign in.
+    /// A page for people: refusals are pages; an internal page is a 404 with a
+    /// link to sign in, as is a page that does not exist.
     Page,
     /// A document for programs (JSON, feeds, theme, logo): refusals are JSON,
     /// and an internal page looks like no page at all.
@@ -103,8 +110,10 @@ pub(crate) enum StatusError {
     NoLogo,
     #[error("this subscription no longer exists; it may have been cancelled already")]
     NoSubscriber,
-    /// An internal page and a browser that is not signed in: off to sign in.
-    #[error("sign in to read this page")]
+    /// No such page for a browser — or an internal page and a browser that is
+    /// not signed in, which must not learn the difference: the same 404 page,
+    /// with a link to sign in (and come back to this address) for staff.
+    #[error("there is no status page here")]
     SignIn(String),
     #[error("the status page is unavailable for a moment; please try again shortly")]
     Unavailable,
@@ -133,8 +142,8 @@ impl StatusError {
             | StatusError::NoPost
             | StatusError::NoSubscriptions
             | StatusError::NoLogo
-            | StatusError::NoSubscriber => (StatusCode::NOT_FOUND, "not_found", None),
-            StatusError::SignIn(_) => (StatusCode::SEE_OTHER, "sign_in", None),
+            | StatusError::NoSubscriber
+            | StatusError::SignIn(_) => (StatusCode::NOT_FOUND, "not_found", None),
             StatusError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             StatusError::Link(_) => (
                 StatusCode::BAD_REQUEST,
@@ -156,13 +165,6 @@ pub(crate) struct Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (status, code, field) = self.err.parts();
-        if let StatusError::SignIn(to) = &self.err {
-            let mut resp = status.into_response();
-            if let Ok(v) = HeaderValue::from_str(to) {
-                resp.headers_mut().insert(LOCATION, v);
-            }
-            return resp;
-        }
         let retry = match &self.err {
             StatusError::Api(ApiError::TooSoon { retry_after, .. }) => Some(*retry_after),
             StatusError::Unavailable => Some(5),
@@ -174,6 +176,10 @@ impl IntoResponse for Refusal {
                 let body =
                     json!({ "error": { "code": code, "message": e.to_string(), "field": field } });
                 (status, axum::Json(body)).into_response()
+            }
+            (Want::Page, StatusError::SignIn(to)) => {
+                let message = capitalised(&StatusError::NoPage.to_string());
+                message_page_with(status, None, "Not found", &message, None, Some(&to))
             }
             (Want::Page, e) => {
                 let message = match &e {
@@ -242,6 +248,8 @@ struct MessagePage<'a> {
     heading: &'a str,
     message: &'a str,
     form: Option<LinkForm>,
+    /// Where staff sign in and come back from.
+    sign_in: Option<&'a str>,
 }
 
 /// A one-message page.
@@ -252,6 +260,18 @@ pub(crate) fn message_page(
     message: &str,
     form: Option<LinkForm>,
 ) -> Response {
+    message_page_with(status, page_name, heading, message, form, None)
+}
+
+/// A one-message page, with a link to sign in.
+fn message_page_with(
+    status: StatusCode,
+    page_name: Option<&str>,
+    heading: &str,
+    message: &str,
+    form: Option<LinkForm>,
+    sign_in: Option<&str>,
+) -> Response {
     html(
         status,
         MessagePage {
@@ -259,6 +279,7 @@ pub(crate) fn message_page(
             heading,
             message,
             form,
+            sign_in,
         }
         .render(),
     )
@@ -275,17 +296,18 @@ pub(crate) fn html(status: StatusCode, rendered: Result<String, askama::Error>) 
     }
 }
 
-/// May this request read page `r`? Public pages: anyone. Internal pages: a
-/// signed-in browser (any role) or an API token; others are sent to sign in
-/// (pages) or told there is no such page (documents, so they learn nothing).
+/// May this request read a page of `visibility`? Public pages: anyone.
+/// Internal pages: a signed-in browser (any role) or an API token; others are
+/// told there is no such page, exactly as for a page that does not exist
+/// (browsers with a link to sign in), so they learn nothing.
 pub(crate) async fn check_reader(
     state: &AppState,
     headers: &HeaderMap,
-    r: &Rendered,
+    visibility: Visibility,
     want: Want,
     path: &str,
 ) -> Result<(), Refusal> {
-    if r.visibility == Visibility::Public {
+    if visibility == Visibility::Public {
         return Ok(());
     }
     let now = state.now();
@@ -303,16 +325,15 @@ pub(crate) async fn check_reader(
         (None, None) => Ok(false),
     }
     .map_err(|e| StatusError::from(e).to(want))?;
-    match (known, want) {
-        (true, _) => Ok(()),
-        (false, Want::Page) => Err(StatusError::SignIn(sign_in_url(state, path)).to(want)),
-        (false, Want::Document) => Err(StatusError::NoPage.to(want)),
+    match known {
+        true => Ok(()),
+        false => Err(super::pages::not_here(state, want, path)),
     }
 }
 
 /// The sign-in page of the instance (never the custom domain's, which serves
 /// nothing else), coming back to `path` after.
-fn sign_in_url(state: &AppState, path: &str) -> String {
+pub(crate) fn sign_in_url(state: &AppState, path: &str) -> String {
     let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
     let base = state
         .public_url

@@ -8,8 +8,6 @@
 //! sends `Content-Type: application/json` across sites only after a CORS
 //! preflight, which these routes never allow.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::limit::ClientAddr;
-use super::pages::{readable, SlugPath, TAG};
+use super::pages::{readable, Readable, SlugPath, TAG};
 use super::render::Rendered;
 use super::respond::{html, Frame, Refusal, StatusError, Want};
 use crate::api::ErrorResponse;
@@ -94,7 +92,7 @@ async fn subscribable(
     slug: &str,
     want: Want,
     path: &str,
-) -> Result<Arc<Rendered>, Refusal> {
+) -> Result<Readable, Refusal> {
     let r = readable(state, headers, slug, want, path).await?;
     if !r.allow_subscribers {
         return Err(StatusError::NoSubscriptions.to(want));
@@ -105,8 +103,7 @@ async fn subscribable(
 /// The subscription form: an email address and, optionally, components.
 #[utoipa::path(get, operation_id = "status_public_form", path = "/status/{slug}/subscribe", tag = TAG, params(SlugPath),
     responses((status = 200, content_type = "text/html", body = String, description = "The form"),
-        (status = 303, description = "An internal page: sign in first"),
-        (status = 404, content_type = "text/html", body = String, description = "No such page, or it takes no subscriptions")),
+        (status = 404, content_type = "text/html", body = String, description = "No such page (or an internal one, to a reader not signed in), or it takes no subscriptions")),
     security((), ("token" = [])))]
 async fn form(
     State(state): State<AppState>,

@@ -308,6 +308,23 @@ fn post(site: &Site, p: &PublicPost, root: &str) -> PostView {
     }
 }
 
+/// Whether the page reads differently a minute later with nothing changed.
+/// No template shows a relative time ("5 minutes ago"): every time is a
+/// date and clock time, and the feeds and the JSON carry only stored times.
+/// What moves with the clock is the uptime of a shown component: today's bar
+/// says how long it has been degraded or down (it grows while the component
+/// is not operational), and the 90-day percentage divides the downtime by
+/// the time observed, which grows all day (so it moves whenever the window
+/// holds any downtime). Everything else — the bars' days, the past days'
+/// incidents — changes at the page's midnight, which the cache handles.
+pub(crate) fn ages_with_time(s: &PublicStatus) -> bool {
+    s.visible_components().any(|c| {
+        c.show_uptime
+            && (c.status != ComponentStatus::Operational
+                || c.uptime.iter().any(|d| d.downtime_secs() > 0.0))
+    })
+}
+
 fn component(c: &PublicComponent) -> ComponentView {
     let uptime = c.show_uptime.then(|| UptimeView {
         days: c

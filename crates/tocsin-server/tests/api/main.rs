@@ -35,6 +35,7 @@ mod records;
 mod roles;
 mod schedules;
 mod status_api;
+mod status_export;
 mod status_flow;
 mod status_mail;
 mod status_public;

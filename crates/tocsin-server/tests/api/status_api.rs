@@ -19,7 +19,8 @@ both_backends!(
     pages_round_trip_and_refuse_taken_slugs_and_domains,
     groups_and_components_round_trip_with_history,
     logo_is_checked_stored_and_served_back,
-    webhook_secret_is_shown_once
+    webhook_secret_is_shown_once,
+    a_page_may_not_take_the_instances_own_host
 );
 
 /// Asserts the status and returns the body.
@@ -88,6 +89,83 @@ pub(crate) async fn history(app: &TestApp, component: i64) -> Vec<(String, bool)
         )
     })
     .collect()
+}
+
+/// A node of the same database whose `public_url` is `https://Tocsin.Example.com:8443/`.
+async fn node_at_public_url(app: &TestApp) -> String {
+    let store = tocsin_store::Store::connect(&app.db_url, &Default::default())
+        .await
+        .unwrap();
+    let mut state = tocsin_server::AppState::new(
+        store,
+        crate::support::test_settings(),
+        std::sync::Arc::new(app.clock.clone()),
+        Default::default(),
+    );
+    state.public_url = Some("https://Tocsin.Example.com:8443/".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(tocsin_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    base
+}
+
+async fn a_page_may_not_take_the_instances_own_host(app: TestApp) {
+    let base = node_at_public_url(&app).await;
+    let call = |method: Method, path: String, body: Value| {
+        let (base, token) = (base.clone(), app.admin_token.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Its requests would all be the page's: the UI and /api/v1 would be 404 there.
+    for domain in ["tocsin.example.com", "Tocsin.EXAMPLE.com."] {
+        let (status, body) = call(
+            Method::POST,
+            "/api/v1/status-pages".into(),
+            json!({ "slug": "acme", "name": "Acme", "domain": domain }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{domain}: {body}");
+        assert_eq!(body["error"]["field"], "domain", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("public_url"),
+            "{body}"
+        );
+    }
+    let (status, page) = call(
+        Method::POST,
+        "/api/v1/status-pages".into(),
+        json!({ "slug": "acme", "name": "Acme", "domain": "status.example.com" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "another host is fine: {page}");
+    let path = format!("/api/v1/status-pages/{}", id(&page));
+    let (status, body) = call(
+        Method::PATCH,
+        path.clone(),
+        json!({ "domain": "tocsin.example.com" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["field"], "domain");
+    let (_, unchanged) = call(Method::GET, path.clone(), Value::Null).await;
+    assert_eq!(unchanged["domain"], "status.example.com");
+    let (status, _) = call(Method::PATCH, path, json!({ "domain": null })).await;
+    assert_eq!(status, StatusCode::OK, "removing a domain is fine");
 }
 
 async fn pages_round_trip_and_refuse_taken_slugs_and_domains(app: TestApp) {

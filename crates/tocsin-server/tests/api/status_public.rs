@@ -36,6 +36,8 @@ both_backends!(
     internal_pages_need_a_session_or_a_token,
     a_change_shows_on_the_next_request,
     a_warm_cache_needs_no_database_and_survives_its_loss,
+    a_stale_rendering_of_a_page_made_internal_is_not_served_publicly,
+    a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight,
     another_nodes_change_arrives_by_polling_and_many_readers_cause_one_render,
     conditional_requests_and_headers,
     subscribing_answers_the_same_for_every_address,
@@ -46,18 +48,18 @@ both_backends!(
 
 // ---------------------------------------------------------------- helpers
 
-fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     app.clock.now()
 }
 
-fn actor(app: &TestApp) -> Actor {
+pub(crate) fn actor(app: &TestApp) -> Actor {
     Actor {
         user_id: Some(app.admin_id),
         name: "Ada Admin".into(),
     }
 }
 
-fn new_page(slug: &str, name: &str) -> NewStatusPage {
+pub(crate) fn new_page(slug: &str, name: &str) -> NewStatusPage {
     NewStatusPage {
         slug: Slug::parse("slug", slug).unwrap(),
         name: name.into(),
@@ -71,7 +73,7 @@ fn new_page(slug: &str, name: &str) -> NewStatusPage {
     }
 }
 
-async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
+pub(crate) async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
     app.store
         .create_status_page(&p, &actor(app), now(app))
         .await
@@ -79,7 +81,7 @@ async fn page_with(app: &TestApp, p: NewStatusPage) -> i64 {
         .id
 }
 
-async fn page(app: &TestApp, slug: &str) -> i64 {
+pub(crate) async fn page(app: &TestApp, slug: &str) -> i64 {
     page_with(app, new_page(slug, "Acme")).await
 }
 
@@ -96,7 +98,12 @@ async fn group(app: &TestApp, page_id: i64, name: &str) -> i64 {
         .id
 }
 
-async fn component(app: &TestApp, page_id: i64, group_id: Option<i64>, name: &str) -> i64 {
+pub(crate) async fn component(
+    app: &TestApp,
+    page_id: i64,
+    group_id: Option<i64>,
+    name: &str,
+) -> i64 {
     let c = NewComponent {
         group_id,
         name: name.into(),
@@ -114,7 +121,7 @@ async fn component(app: &TestApp, page_id: i64, group_id: Option<i64>, name: &st
         .id
 }
 
-async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
+pub(crate) async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
     let c = ComponentChanges {
         status: Some(status),
         ..Default::default()
@@ -125,7 +132,7 @@ async fn set_status(app: &TestApp, component_id: i64, status: ComponentStatus) {
         .unwrap();
 }
 
-fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost {
+pub(crate) fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost {
     NewPost {
         kind: PostKind::Incident,
         incident_id: None,
@@ -144,7 +151,7 @@ fn incident(name: &str, body: &str, components: Vec<ComponentChange>) -> NewPost
     }
 }
 
-async fn publish(app: &TestApp, page_id: i64, p: NewPost) -> i64 {
+pub(crate) async fn publish(app: &TestApp, page_id: i64, p: NewPost) -> i64 {
     app.store
         .publish_post(page_id, &p, &actor(app), now(app))
         .await
@@ -168,7 +175,7 @@ async fn update(app: &TestApp, post_id: i64, status: &str, body: &str) {
         .unwrap();
 }
 
-fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
+pub(crate) fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
     ComponentChange {
         component_id,
         status: Some(status),
@@ -176,14 +183,14 @@ fn change(component_id: i64, status: ComponentStatus) -> ComponentChange {
 }
 
 /// A response as a browser sees it: no redirect followed.
-struct Got {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
+pub(crate) struct Got {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Got {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -191,14 +198,14 @@ impl Got {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Got {
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> Got {
     let r = req.send().await.expect("request");
     Got {
         status: r.status(),
@@ -207,11 +214,11 @@ async fn send(req: reqwest::RequestBuilder) -> Got {
     }
 }
 
-async fn get(base: &str, path: &str) -> Got {
+pub(crate) async fn get(base: &str, path: &str) -> Got {
     send(client().get(format!("{base}{path}"))).await
 }
 
-async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Got {
+pub(crate) async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Got {
     let mut req = client().get(format!("{base}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -276,7 +283,7 @@ async fn deliveries(app: &TestApp) -> i64 {
 
 /// Another server over the same database, whose state the test keeps (the
 /// cache's counters, its own store to close).
-async fn second_node(app: &TestApp) -> (String, AppState, Store) {
+pub(crate) async fn second_node(app: &TestApp) -> (String, AppState, Store) {
     let store = Store::connect(
         &app.db_url,
         &StoreOptions {
@@ -649,13 +656,27 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
     np.visibility = Visibility::Internal;
     let p = page_with(&app, np).await;
     component(&app, p, None, "VPN").await;
-    // Browsers are sent to sign in and back.
+    // To a browser not signed in, an internal page is no page at all: the same
+    // 404 as a slug nobody uses, which links staff to sign in and come back.
+    for tail in ["", "index.html", "history", "incidents/1.html", "subscribe"] {
+        let r = get(&app.base, &format!("/status/staff/{tail}")).await;
+        let nobody = get(&app.base, &format!("/status/nobody/{tail}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{tail}");
+        assert_eq!(r.status, nobody.status, "{tail}");
+        assert_eq!(
+            r.text.replace("staff", "SLUG"),
+            nobody.text.replace("nobody", "SLUG"),
+            "{tail}: must not tell it exists"
+        );
+        for h in ["cache-control", "location", "content-type", "vary"] {
+            assert_eq!(r.header(h), nobody.header(h), "{tail}: {h}");
+        }
+    }
     let r = get(&app.base, "/status/staff/").await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.header("location"), "/login?next=%2Fstatus%2Fstaff%2F");
-    assert_eq!(
-        get(&app.base, "/status/staff/subscribe").await.status,
-        StatusCode::SEE_OTHER
+    assert!(
+        r.text.contains("href=\"/login?next=%2Fstatus%2Fstaff%2F\""),
+        "{}",
+        r.text
     );
     // Documents answer as if there were no page at all.
     let missing = get(&app.base, "/status/nobody/api/v2/summary.json").await;
@@ -677,7 +698,7 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
         )],
     )
     .await;
-    assert_eq!(forged.status, StatusCode::SEE_OTHER);
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
     // An API token (any role) reads everything; never from a shared cache.
     let (_, viewer) = app.user_with_role("viewer").await;
     let bearer = format!("Bearer {viewer}");
@@ -717,6 +738,7 @@ async fn internal_pages_need_a_session_or_a_token(app: TestApp) {
     assert!(export_all(&app.store, "", true, now(&app), &dir)
         .await
         .unwrap()
+        .exported
         .is_empty());
     assert!(!dir.join("staff").exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -824,6 +846,102 @@ async fn a_warm_cache_needs_no_database_and_survives_its_loss(app: TestApp) {
         get(&base, "/status/other/").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn a_stale_rendering_of_a_page_made_internal_is_not_served_publicly(app: TestApp) {
+    let p = page(&app, "acme").await;
+    let api = component(&app, p, None, "API").await;
+    // Degraded: the page ages with the clock, so two minutes on it is due again.
+    set_status(&app, api, ComponentStatus::DegradedPerformance).await;
+    let (base, state, store) = second_node(&app).await;
+    let summary = "/status/acme/api/v2/summary.json";
+    assert_eq!(get(&base, "/status/acme/").await.status, StatusCode::OK);
+    assert_eq!(get(&base, summary).await.status, StatusCode::OK);
+    // This node's database goes away: its next render fails, the last
+    // rendering is served, and for a few seconds it does not try again.
+    store.close().await;
+    app.clock.advance(Duration::minutes(2));
+    let stale = get(&base, "/status/acme/").await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.header("cache-control"), "public, max-age=30");
+    assert_eq!(state.status.stats().failures, 1);
+    // Meanwhile the page is made internal (through another node), and this
+    // node's index learns it (read while its database answered) — but its
+    // render is still backing off, so only the public rendering is there.
+    let hide = StatusPageChanges {
+        visibility: Some(Visibility::Internal),
+        ..Default::default()
+    };
+    app.store
+        .update_status_page(p, &hide, &actor(&app), now(&app))
+        .await
+        .unwrap();
+    let before = state.status.stats();
+    let mut working = state.clone();
+    working.store = app.store.clone();
+    working.status.refresh(&working).await;
+    let after = state.status.stats();
+    assert_eq!(after.index_loads, before.index_loads + 1, "{after:?}");
+    assert_eq!(after.renders, before.renders, "no render: {after:?}");
+    // Anonymous readers get what they get for a page that does not exist,
+    // never the stale public page, its public caching or its CORS header.
+    let nobody = get(&base, "/status/nobody/").await;
+    let r = get(&base, "/status/acme/").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(
+        r.text.replace("acme", "SLUG"),
+        nobody.text.replace("nobody", "SLUG")
+    );
+    let j = get(&base, summary).await;
+    assert_eq!(j.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        j.text,
+        get(&base, "/status/nobody/api/v2/summary.json").await.text
+    );
+    for got in [&r, &j] {
+        assert_eq!(got.header("cache-control"), "no-store");
+        assert_eq!(got.header("access-control-allow-origin"), "");
+    }
+}
+
+async fn a_page_is_rendered_again_only_when_changed_ageing_or_at_midnight(app: TestApp) {
+    let p = page(&app, "acme").await;
+    let api = component(&app, p, None, "API").await;
+    app.clock.set(t("2026-01-01T12:00:00Z"));
+    let (base, state, _store) = second_node(&app).await;
+    let first = get(&base, "/status/acme/").await;
+    assert_eq!(state.status.stats().renders, 1);
+    // Nothing on it moves with the clock (no relative times; every component
+    // operational all along): hours pass, polled every time, no render.
+    for _ in 0..6 {
+        app.clock.advance(Duration::minutes(90));
+        state.status.refresh(&state).await;
+        assert_eq!(get(&base, "/status/acme/").await.text, first.text);
+    }
+    assert_eq!(state.status.stats().renders, 1);
+    // The page's midnight: the bars move a day.
+    app.clock.set(t("2026-01-02T00:00:05Z"));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 2);
+    assert!(get(&base, "/status/acme/")
+        .await
+        .text
+        .contains("title=\"2 Jan: no downtime\""));
+    // A change (on another node): rendered once for it.
+    set_status(&app, api, ComponentStatus::MajorOutage).await;
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 3);
+    // Now today's bar counts the outage's minutes: made again each minute.
+    app.clock.advance(Duration::seconds(30));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 3, "not within the minute");
+    app.clock.advance(Duration::seconds(45));
+    state.status.refresh(&state).await;
+    assert_eq!(state.status.stats().renders, 4);
+    assert!(get(&base, "/status/acme/")
+        .await
+        .text
+        .contains("title=\"2 Jan: 1 min major outage\""));
 }
 
 async fn another_nodes_change_arrives_by_polling_and_many_readers_cause_one_render(app: TestApp) {
@@ -1440,8 +1558,9 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
         index.contains("src=\"logo.png?v="),
         "the logo is linked by its file name"
     );
-    // Exporting again replaces the folder whole.
+    // Exporting a change replaces the folder whole.
     std::fs::write(site.join("stale.html"), "old").unwrap();
+    set_status(&app, api, ComponentStatus::MajorOutage).await;
     export(&app.store, PageRef::Id(p), "", true, now(&app), &site)
         .await
         .unwrap();
@@ -1474,7 +1593,8 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
     page(&app, "beta").await;
     let mut slugs = export_all(&app.store, "", true, now(&app), &all)
         .await
-        .unwrap();
+        .unwrap()
+        .exported;
     slugs.sort();
     assert_eq!(slugs, ["acme", "beta"]);
     assert!(all.join("assets/status.css").is_file() && all.join("beta/index.html").is_file());
@@ -1489,7 +1609,8 @@ async fn the_export_is_what_the_server_serves(app: TestApp) {
     assert_eq!(
         export_all(&app.store, "", true, now(&app), &all)
             .await
-            .unwrap(),
+            .unwrap()
+            .exported,
         ["beta"]
     );
     assert!(!all.join("acme").exists());
