@@ -12,14 +12,14 @@ use tocsin_core::status_page::records::{Subscriber, SubscriberKind};
 use tocsin_core::Invalid;
 use tocsin_store::status::NewSubscriber;
 use tocsin_store::Actor;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::status_pages::{no_repeats, web_url};
-use super::{path_id, ErrorResponse};
-use crate::error::ApiResult;
-use crate::extract::{ApiJson, AsAdmin};
+use super::{opt_i64, path_id, ErrorResponse};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, AsAdmin};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -84,17 +84,54 @@ impl SubscriberRequest {
     }
 }
 
-/// A status page's subscribers, oldest first (webhook secrets are never shown here).
+/// Which subscribers to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SubscriberQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+}
+
+/// A page of a status page's subscribers, oldest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SubscriberPage {
+    /// The subscribers.
+    items: Vec<Subscriber>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+}
+
+/// A status page's subscribers, oldest first, a page at a time (webhook
+/// secrets are never shown here).
 #[utoipa::path(get, path = "/api/v1/status-pages/{id}/subscribers", tag = "status pages",
-    params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<Subscriber>), (status = 404, body = ErrorResponse)),
+    params(("id" = i64, Path), SubscriberQuery),
+    responses((status = 200, body = SubscriberPage), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("token" = ["admin"])))]
 async fn list_status_subscribers(
     State(state): State<AppState>,
     _c: AsAdmin,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Subscriber>>> {
-    Ok(Json(state.store.subscribers(path_id("id", &id)?).await?))
+    ApiQuery(q): ApiQuery<SubscriberQuery>,
+) -> ApiResult<Json<SubscriberPage>> {
+    let limit = opt_i64("limit", q.limit.as_deref())?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid {
+            field: "limit".into(),
+            message: "must be between 1 and 1000".into(),
+        });
+    }
+    let after = opt_i64("cursor", q.cursor.as_deref())?;
+    let mut items = state
+        .store
+        .subscribers(path_id("id", &id)?, after, limit + 1)
+        .await?;
+    let next_cursor = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(|s| s.id.to_string()).unwrap_or_default()
+    });
+    Ok(Json(SubscriberPage { items, next_cursor }))
 }
 
 /// Add a subscriber: an email address (sent a confirmation unless `confirmed`)

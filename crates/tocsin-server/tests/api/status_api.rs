@@ -20,7 +20,8 @@ both_backends!(
     groups_and_components_round_trip_with_history,
     logo_is_checked_stored_and_served_back,
     webhook_secret_is_shown_once,
-    a_page_may_not_take_the_instances_own_host
+    a_page_may_not_take_the_instances_own_host,
+    subscribers_are_listed_a_page_at_a_time
 );
 
 /// Asserts the status and returns the body.
@@ -166,6 +167,64 @@ async fn a_page_may_not_take_the_instances_own_host(app: TestApp) {
     assert_eq!(unchanged["domain"], "status.example.com");
     let (status, _) = call(Method::PATCH, path, json!({ "domain": null })).await;
     assert_eq!(status, StatusCode::OK, "removing a domain is fine");
+}
+
+async fn subscribers_are_listed_a_page_at_a_time(app: TestApp) {
+    let p = id(&ok(
+        app.post(
+            "/api/v1/status-pages",
+            json!({ "slug": "many", "name": "Many" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    ));
+    let mut added = Vec::new();
+    for n in 0..5 {
+        added.push(id(&ok(
+            app.post(
+                &format!("/api/v1/status-pages/{p}/subscribers"),
+                json!({ "kind": "email", "address": format!("r{n}@example.com"), "confirmed": true }),
+            )
+            .await,
+            StatusCode::CREATED,
+        )));
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let r = app
+            .get(&format!(
+                "/api/v1/status-pages/{p}/subscribers?limit=2&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        pages += 1;
+        let items = r.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(id));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, added, "each once, oldest first");
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=abc", "cursor"),
+    ] {
+        let r = app
+            .get(&format!("/api/v1/status-pages/{p}/subscribers?{query}"))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, "invalid_field", field),
+            "{query}: {}",
+            r.body
+        );
+    }
 }
 
 async fn pages_round_trip_and_refuse_taken_slugs_and_domains(app: TestApp) {
@@ -674,7 +733,8 @@ async fn webhook_secret_is_shown_once(app: TestApp) {
         .get(&format!("/api/v1/status-pages/{p}/subscribers"))
         .await;
     assert_eq!(listed.status, StatusCode::OK);
-    assert_eq!(listed.body.as_array().unwrap().len(), 3);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 3);
+    assert!(listed.body["next_cursor"].is_null(), "{}", listed.body);
     let text = String::from_utf8(listed.bytes).unwrap();
     assert!(
         !text.contains(&secret) && !text.contains("secret"),
@@ -710,7 +770,12 @@ async fn webhook_secret_is_shown_once(app: TestApp) {
         .await
         .body;
     assert_eq!(
-        left.as_array().unwrap().iter().map(id).collect::<Vec<_>>(),
+        left["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id)
+            .collect::<Vec<_>>(),
         [id(&mail), id(&pending)]
     );
     let r = app

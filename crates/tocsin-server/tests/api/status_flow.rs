@@ -479,7 +479,7 @@ async fn subscriber_links_confirm_and_unsubscribe_and_forgeries_fail(app: TestAp
             .unwrap(),
         SubscribeOutcome::ConfirmationRecentlySent
     );
-    let subs = app.store.subscribers(p).await.unwrap();
+    let subs = app.store.subscribers(p, None, 1000).await.unwrap();
     assert_eq!(subs.len(), 1);
     assert!(!subs[0].confirmed);
     let sid = subs[0].id;
@@ -511,7 +511,12 @@ async fn subscriber_links_confirm_and_unsubscribe_and_forgeries_fail(app: TestAp
     );
     assert!(app.store.unsubscribe(&forged, now).await.is_err());
     app.store.unsubscribe(&unsub, now).await.unwrap();
-    assert!(app.store.subscribers(p).await.unwrap().is_empty());
+    assert!(app
+        .store
+        .subscribers(p, None, 1000)
+        .await
+        .unwrap()
+        .is_empty());
     // The link died with the subscription.
     assert!(matches!(
         app.store.unsubscribe(&unsub, now).await,

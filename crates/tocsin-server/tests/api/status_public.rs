@@ -1210,7 +1210,12 @@ async fn subscribing_answers_the_same_for_every_address(app: TestApp) {
     assert_eq!(said(&later.text), answer);
     assert_eq!(deliveries(&app).await, 2);
     // Confirmed: the same answer, nothing sent, nothing changed.
-    let sub = app.store.subscribers(p).await.unwrap().remove(0);
+    let sub = app
+        .store
+        .subscribers(p, None, 1000)
+        .await
+        .unwrap()
+        .remove(0);
     let link = app
         .store
         .subscriber_link(sub.id, LinkPurpose::Confirm, now(&app))
@@ -1246,7 +1251,7 @@ async fn subscribing_answers_the_same_for_every_address(app: TestApp) {
     assert_eq!(deliveries(&app).await, 3);
     let other = app
         .store
-        .subscribers(p)
+        .subscribers(p, None, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -1271,7 +1276,7 @@ async fn subscribing_answers_the_same_for_every_address(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK);
     let third = app
         .store
-        .subscribers(p)
+        .subscribers(p, None, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -1323,7 +1328,12 @@ async fn confirm_and_unsubscribe_links(app: TestApp) {
         .subscribe_email(p, &email, &[], now(&app))
         .await
         .unwrap();
-    let sub = app.store.subscribers(p).await.unwrap().remove(0);
+    let sub = app
+        .store
+        .subscribers(p, None, 1000)
+        .await
+        .unwrap()
+        .remove(0);
     let confirm = app
         .store
         .subscriber_link(sub.id, LinkPurpose::Confirm, now(&app))
@@ -1407,7 +1417,7 @@ async fn confirm_and_unsubscribe_links(app: TestApp) {
     assert!(r
         .text
         .contains("Stop sending updates from Acme to reader@example.com?"));
-    assert_eq!(app.store.subscribers(p).await.unwrap().len(), 1);
+    assert_eq!(app.store.subscribers(p, None, 1000).await.unwrap().len(), 1);
     let forged_unsub = format!(
         "/status/acme/unsubscribe?token={}",
         enc(&format!("{unsub}x"))
@@ -1423,13 +1433,18 @@ async fn confirm_and_unsubscribe_links(app: TestApp) {
         .status,
         StatusCode::BAD_REQUEST
     );
-    assert_eq!(app.store.subscribers(p).await.unwrap().len(), 1);
+    assert_eq!(app.store.subscribers(p, None, 1000).await.unwrap().len(), 1);
     let r = post_form(&app.base, &path, None, &[("List-Unsubscribe", "One-Click")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r
         .text
         .contains("reader@example.com will get no more updates from Acme."));
-    assert!(app.store.subscribers(p).await.unwrap().is_empty());
+    assert!(app
+        .store
+        .subscribers(p, None, 1000)
+        .await
+        .unwrap()
+        .is_empty());
     // The link died with the subscription.
     assert_eq!(
         post_form(&app.base, &path, None, &[]).await.status,
@@ -1442,7 +1457,12 @@ async fn confirm_and_unsubscribe_links(app: TestApp) {
         .subscribe_email(p, &email, &[], now(&app))
         .await
         .unwrap();
-    let late = app.store.subscribers(p).await.unwrap().remove(0);
+    let late = app
+        .store
+        .subscribers(p, None, 1000)
+        .await
+        .unwrap()
+        .remove(0);
     let link = app
         .store
         .subscriber_link(late.id, LinkPurpose::Confirm, now(&app))

@@ -367,7 +367,7 @@ async fn one_mailbox_gets_one_confirmation_whatever_its_spelling(app: TestApp) {
         ]
     );
     assert_eq!(count(&app, "confirmation").await, 1);
-    assert_eq!(app.store.subscribers(p).await.unwrap().len(), 1);
+    assert_eq!(app.store.subscribers(p, None, 1000).await.unwrap().len(), 1);
 }
 
 async fn internal_pages_take_no_reader_subscriptions(app: TestApp) {

@@ -336,26 +336,50 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
+        let at: std::collections::HashMap<i64, usize> =
+            subs.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
         for r in rows {
             let sid: i64 = r.try_get("subscriber_id")?;
-            if let Some(s) = subs.iter_mut().find(|s| s.id == sid) {
-                s.component_ids.push(r.try_get("component_id")?);
+            if let Some(&i) = at.get(&sid) {
+                subs[i].component_ids.push(r.try_get("component_id")?);
             }
         }
         Ok(subs)
     }
 
-    /// A page's subscribers, oldest first.
-    pub async fn subscribers(&self, page_id: i64) -> Result<Vec<Subscriber>, StoreError> {
+    /// Up to `limit` of a page's subscribers, oldest first, after the one
+    /// whose id is `after` (keyset pagination: a page of a large list costs the
+    /// same wherever it starts).
+    pub async fn subscribers(
+        &self,
+        page_id: i64,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Subscriber>, StoreError> {
         self.status_page(page_id).await?;
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM status_subscribers WHERE page_id = $1 ORDER BY id"
+            "SELECT {COLUMNS} FROM status_subscribers WHERE page_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3"
         ))
         .bind(page_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let subs = rows.iter().map(subscriber).collect::<Result<Vec<_>, _>>()?;
         self.with_components(subs).await
+    }
+
+    /// How many subscribers a page has: (confirmed, awaiting confirmation).
+    pub async fn subscriber_counts(&self, page_id: i64) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(confirmed_at) AS confirmed, COUNT(*) - COUNT(confirmed_at) AS pending \
+             FROM status_subscribers WHERE page_id = $1",
+        )
+        .bind(page_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("confirmed")?, row.try_get("pending")?))
     }
 
     /// One subscriber.

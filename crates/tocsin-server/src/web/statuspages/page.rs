@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use tocsin_core::status_page::records::{
@@ -61,6 +61,8 @@ pub(super) struct NewSecret {
 pub(super) struct Outcome {
     pub failed: Option<Failed>,
     pub new_secret: Option<NewSecret>,
+    /// The subscribers shown start after this id (a page of the list at a time).
+    pub subscribers_after: Option<i64>,
 }
 
 impl Outcome {
@@ -71,7 +73,7 @@ impl Outcome {
                 refused,
                 pairs,
             }),
-            new_secret: None,
+            ..Outcome::default()
         }
     }
 
@@ -210,8 +212,12 @@ pub(super) struct PageView {
     templates: Vec<TemplateView>,
     new_template: TemplateForm,
     subscribers: Vec<SubscriberView>,
-    confirmed: usize,
-    pending: usize,
+    confirmed: i64,
+    pending: i64,
+    /// The id to show the next subscribers after, when there are more.
+    subscribers_next: Option<i64>,
+    /// Whether the list shown is not the first of them.
+    subscribers_paged: bool,
     new_subscriber: SubscriberForm,
     new_secret: Option<NewSecret>,
 }
@@ -474,6 +480,16 @@ fn subscriber_view(
     }
 }
 
+/// Subscribers listed at a time on the page (the rest a link away).
+const SUBSCRIBERS_SHOWN: i64 = 100;
+
+/// The query of a status page's admin page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct PageQuery {
+    /// Show the subscribers after this id.
+    subscribers_after: Option<String>,
+}
+
 /// The page `id` for `who`, with what a form's answer adds.
 pub(super) async fn render(
     state: &AppState,
@@ -496,11 +512,21 @@ pub(super) async fn render(
     services.sort_by(|a, b| a.1.cmp(&b.1));
     let templates = state.store.status_templates(id).await?;
     // Subscribers' addresses are personal data: admins only, as by the API.
-    let subscribers = if chrome.is_admin {
-        state.store.subscribers(id).await?
+    let (mut subscribers, (confirmed, pending)) = if chrome.is_admin {
+        (
+            state
+                .store
+                .subscribers(id, o.subscribers_after, SUBSCRIBERS_SHOWN + 1)
+                .await?,
+            state.store.subscriber_counts(id).await?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), (0, 0))
     };
+    let subscribers_next = (subscribers.len() as i64 > SUBSCRIBERS_SHOWN).then(|| {
+        subscribers.truncate(SUBSCRIBERS_SHOWN as usize);
+        subscribers.last().map(|s| s.id).unwrap_or_default()
+    });
 
     let mut by_group: HashMap<Option<i64>, Vec<ComponentView>> = HashMap::new();
     for c in &components {
@@ -559,8 +585,10 @@ pub(super) async fn render(
             })
             .collect(),
         new_template: template_form(id, None, &o),
-        confirmed: subscribers.iter().filter(|s| s.confirmed).count(),
-        pending: subscribers.iter().filter(|s| !s.confirmed).count(),
+        confirmed,
+        pending,
+        subscribers_next,
+        subscribers_paged: o.subscribers_after.is_some(),
         subscribers: subscribers
             .iter()
             .map(|s| subscriber_view(s, &component_names, &chrome))
@@ -598,6 +626,14 @@ pub(super) async fn show(
     State(state): State<AppState>,
     who: AsViewer,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> WebResult<Response> {
-    render(&state, &who.0, path_id("id", &id)?, Outcome::default()).await
+    let o = Outcome {
+        subscribers_after: crate::api::opt_i64(
+            "subscribers_after",
+            q.subscribers_after.as_deref(),
+        )?,
+        ..Outcome::default()
+    };
+    render(&state, &who.0, path_id("id", &id)?, o).await
 }

@@ -460,7 +460,8 @@ async fn templates_and_subscribers_through_their_forms(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
-    let subs = api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await;
+    let subs =
+        api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await["items"].clone();
     assert_eq!(subs[0]["address"], "ops@example.com");
     assert_eq!(subs[0]["confirmed"], true);
     assert_eq!(subs[0]["component_ids"], json!([cid]));
@@ -496,13 +497,15 @@ async fn templates_and_subscribers_through_their_forms(app: TestApp) {
     assert!(again.contains("<strong>2</strong> confirmed · <strong>0</strong> waiting"));
     assert!(again.contains("https://hooks.example.com/status"));
     // Removed.
-    let subs = api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await;
+    let subs =
+        api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await["items"].clone();
     let sid = id(&subs[0]);
     let r = admin
         .post(&format!("{base}/subscribers/{sid}/delete"), &[])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let subs = api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await;
+    let subs =
+        api(&app, &format!("/api/v1/status-pages/{page}/subscribers")).await["items"].clone();
     assert_eq!(subs.as_array().unwrap().len(), 1);
     assert_ne!(id(&subs[0]), sid);
     // And templates are deleted.
