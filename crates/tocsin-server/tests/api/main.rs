@@ -53,5 +53,6 @@ mod web_room;
 mod web_services;
 mod web_status;
 mod web_support;
+mod web_workflows;
 mod webdriver;
 mod workflows;
