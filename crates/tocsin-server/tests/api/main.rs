@@ -14,6 +14,7 @@ mod action_links;
 mod bad_input;
 mod browser;
 mod browser_status;
+mod browser_workflows;
 mod calendar;
 mod concurrency;
 mod contact_methods;
