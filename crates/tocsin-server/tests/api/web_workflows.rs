@@ -488,7 +488,16 @@ async fn a_manual_workflow_runs_from_the_room(app: TestApp) {
         p.html
     );
     assert!(p.html.contains("run-succeeded"));
+    assert!(
+        p.html
+            .contains("id=\"room-workflow-runs\" data-live-region"),
+        "runs follow live"
+    );
     let p = viewer.get(&format!("/workflow-runs/{id}")).await;
+    assert!(
+        p.html.contains(&format!("data-live=\"incident:{inc}\"")),
+        "so does the run's page"
+    );
     assert!(
         p.html
             .contains("Restarting us: &#60;b&#62;stuck&#60;/b&#62;"),

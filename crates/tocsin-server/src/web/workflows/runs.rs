@@ -276,11 +276,16 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let run = state.store.workflow_run(path_id("id", &id)?).await?;
-    let chrome = Chrome::new(
+    let mut chrome = Chrome::new(
         &who.0,
         "workflows",
         format!("Run {} · {}", run.run.id, run.run.workflow_name),
     );
+    // A run for an incident moves with the incident's timeline lines
+    // (each step's outcome is one), so the page follows them live.
+    if let Some(i) = run.run.incident_id {
+        chrome = chrome.live(format!("incident:{i}"));
+    }
     let names = user_names(&state).await?;
     let name_of = |u: &Option<i64>| {
         u.map(|u| {
