@@ -97,8 +97,8 @@ async fn the_editor_refuses_bad_yaml_and_saves_versions(app: TestApp) {
     let r = admin.post("/workflows", &[("yaml", unknown)]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
     assert!(
-        r.html.contains("steps[0].add_note"),
-        "the field: {}",
+        r.html.contains("steps[0].add_note") && r.html.contains("(line 4)"),
+        "the field and its line: {}",
         r.html
     );
     let secretless = "name: S\ntrigger: incident_declared\nsteps:\n  - http: {url: 'https://example.com/{{ secrets.NOPE }}'}\n";

@@ -33,14 +33,22 @@ steps:
       text: \"Started for {{ incident.number }}\"
 ";
 
-/// A refused definition's status and message (`field: message`); anything
-/// else is an error page.
-pub(super) fn refusal(e: ApiError) -> Result<(StatusCode, String), WebError> {
+/// A refused form's status and message (`field: message`); anything else is
+/// an error page. With the YAML typed, a refused field says the line it is on
+/// (a YAML syntax error says its own).
+pub(super) fn refusal(e: ApiError, source: Option<&str>) -> Result<(StatusCode, String), WebError> {
     match e {
-        ApiError::Invalid { field, message } => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{field}: {message}"),
-        )),
+        ApiError::Invalid { field, message } => {
+            let line = source
+                .filter(|_| !message.contains("(line "))
+                .and_then(|s| super::locate::line_of(s, &field))
+                .map(|n| format!(" (line {n})"))
+                .unwrap_or_default();
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{field}: {message}{line}"),
+            ))
+        }
         ApiError::Conflict { message, field, .. } => Ok((
             StatusCode::CONFLICT,
             match field {
@@ -229,7 +237,7 @@ pub(super) async fn create(
     match saved {
         Ok(rec) => Ok(see_other(format!("/workflows/{}", rec.id))),
         Err(e) => {
-            let refused = refusal(e)?;
+            let refused = refusal(e, Some(&source))?;
             workflow_page(&state, &who.0, None, Some(source), Some(refused)).await
         }
     }
@@ -248,7 +256,7 @@ pub(super) async fn save(
     match save_version(&state, &who, id, &source).await {
         Ok(()) => Ok(see_other(format!("/workflows/{id}"))),
         Err(e) => {
-            let refused = refusal(e)?;
+            let refused = refusal(e, Some(&source))?;
             workflow_page(&state, &who.0, Some(id), Some(source), Some(refused)).await
         }
     }

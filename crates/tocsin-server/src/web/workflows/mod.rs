@@ -9,6 +9,7 @@
 
 mod definitions;
 mod dry_run;
+mod locate;
 mod room;
 mod runs;
 mod secrets;

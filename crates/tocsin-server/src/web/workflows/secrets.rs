@@ -110,7 +110,7 @@ async fn put(
     {
         Ok(_) => Ok(see_other("/workflows/secrets")),
         Err(e) => {
-            let refused = refusal(ApiError::from(e))?;
+            let refused = refusal(ApiError::from(e), None)?;
             let typed = if create { name } else { String::new() };
             secrets_page(&state, &who.0, typed, Some(refused)).await
         }
@@ -150,7 +150,7 @@ pub(super) async fn delete(
     match delete_unused(&state, &name, &who.actor()).await {
         Ok(()) => Ok(see_other("/workflows/secrets")),
         Err(e) => {
-            let refused = refusal(e)?;
+            let refused = refusal(e, None)?;
             secrets_page(&state, &who.0, String::new(), Some(refused)).await
         }
     }
