@@ -14,7 +14,7 @@ mod integrations;
 mod paging;
 pub(crate) mod records;
 pub(crate) mod schedules;
-mod secrets;
+pub(crate) mod secrets;
 pub(crate) mod snippets;
 pub(crate) mod status_components;
 pub(crate) mod status_pages;
@@ -24,7 +24,7 @@ pub(crate) mod status_templates;
 pub(crate) mod status_updates;
 pub(crate) mod suppression;
 mod swaps;
-mod workflow_runs;
+pub(crate) mod workflow_runs;
 pub(crate) mod workflows;
 
 pub(crate) use calendar::feed_routes;

@@ -100,10 +100,21 @@ async fn delete_secret(
     c: AsAdmin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.secret(&name).await?;
+    delete_unused(&state, &name, &c.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes secret `name` unless a workflow's current version reads it (409
+/// `in_use`, naming the workflow): the API's and the UI's.
+pub(crate) async fn delete_unused(
+    state: &AppState,
+    name: &str,
+    actor: &tocsin_store::Actor,
+) -> ApiResult<()> {
+    state.store.secret(name).await?;
     for w in state.store.workflows().await? {
         let def = state.store.workflow_definition(w.version_id).await?;
-        if def.secret_names().contains(&name) {
+        if def.secret_names().iter().any(|n| n == name) {
             return Err(ApiError::Conflict {
                 code: "in_use",
                 message: format!("the workflow “{}” reads secrets.{name}", w.name),
@@ -111,9 +122,6 @@ async fn delete_secret(
             });
         }
     }
-    state
-        .store
-        .delete_secret(&name, &c.actor(), state.now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    state.store.delete_secret(name, actor, state.now()).await?;
+    Ok(())
 }

@@ -51,12 +51,18 @@ async fn get_run(
     Ok(Json(state.store.workflow_run(path_id("id", &id)?).await?))
 }
 
-// The roles a caller holds for a run: their account role and those below it,
-// and their incident roles on the run's incident.
-async fn roles_of(state: &AppState, c: &AsResponder, run: &RunView) -> ApiResult<Vec<String>> {
+/// The roles user `user_id` with account role `role` holds for a run: the
+/// account role and those below it, and their incident roles on the run's
+/// incident. The approval names one of these.
+pub(crate) async fn roles_of(
+    state: &AppState,
+    role: Role,
+    user_id: i64,
+    run: &RunView,
+) -> ApiResult<Vec<String>> {
     let mut roles: Vec<String> = [Role::Viewer, Role::Responder, Role::Admin]
         .into_iter()
-        .filter(|r| c.role().allows(*r))
+        .filter(|r| role.allows(*r))
         .map(|r| r.as_str().to_string())
         .collect();
     if let Some(id) = run.run.incident_id {
@@ -64,29 +70,32 @@ async fn roles_of(state: &AppState, c: &AsResponder, run: &RunView) -> ApiResult
         roles.extend(
             inc.roles
                 .iter()
-                .filter(|(_, holders)| holders.contains(&c.user_id()))
+                .filter(|(_, holders)| holders.contains(&user_id))
                 .map(|(r, _)| r.clone()),
         );
     }
     Ok(roles)
 }
 
-async fn decide(
+/// User `user_id` (account role `role`) approves or refuses the approval run
+/// `id` waits on (the API's and the UI's): 403 `not_allowed` without the
+/// role it names, 409 when nothing waits.
+pub(crate) async fn decide(
     state: &AppState,
-    c: AsResponder,
-    id: &str,
+    role: Role,
+    user_id: i64,
+    id: i64,
     approved: bool,
-    d: Decision,
-) -> ApiResult<Json<RunView>> {
-    let id = path_id("id", id)?;
+    comment: Option<String>,
+) -> ApiResult<RunView> {
     let run = state.store.workflow_run(id).await?;
-    let roles = roles_of(state, &c, &run).await?;
+    let roles = roles_of(state, role, user_id, &run).await?;
     match state
         .store
-        .decide_workflow_approval(id, c.user_id(), roles, approved, d.comment, state.now())
+        .decide_workflow_approval(id, user_id, roles, approved, comment, state.now())
         .await?
     {
-        Ok(v) => Ok(Json(v)),
+        Ok(v) => Ok(v),
         Err(ApprovalRefused::NotApprover(role)) => Err(ApiError::NotAllowed(format!(
             "only holders of the {role} role may decide this approval"
         ))),
@@ -111,7 +120,10 @@ async fn approve(
     Path(id): Path<String>,
     ApiJson(d): ApiJson<Decision>,
 ) -> ApiResult<Json<RunView>> {
-    decide(&state, c, &id, true, d).await
+    let id = path_id("id", &id)?;
+    Ok(Json(
+        decide(&state, c.role(), c.user_id(), id, true, d.comment).await?,
+    ))
 }
 
 /// Refuse the step the run waits on: the step fails (and with it the run,
@@ -127,7 +139,10 @@ async fn refuse(
     Path(id): Path<String>,
     ApiJson(d): ApiJson<Decision>,
 ) -> ApiResult<Json<RunView>> {
-    decide(&state, c, &id, false, d).await
+    let id = path_id("id", &id)?;
+    Ok(Json(
+        decide(&state, c.role(), c.user_id(), id, false, d.comment).await?,
+    ))
 }
 
 /// Cancel a run. A step executing now finishes, but its outcome is dropped

@@ -290,11 +290,11 @@ async fn export_workflow(
 pub(crate) struct RunRequest {
     /// The incident (`42` or `INC-42`).
     #[schema(value_type = Option<String>)]
-    incident_id: Option<Value>,
+    pub(crate) incident_id: Option<Value>,
     /// Inputs of a manual trigger.
     #[serde(default)]
     #[schema(value_type = Object)]
-    inputs: Map<String, Value>,
+    pub(crate) inputs: Map<String, Value>,
 }
 
 fn incident_of(v: &Option<Value>) -> ApiResult<Option<i64>> {
@@ -349,16 +349,16 @@ async fn context_for(
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DryRun {
     /// The workflow.
-    workflow_id: i64,
+    pub(crate) workflow_id: i64,
     /// The version planned.
-    version_id: i64,
+    pub(crate) version_id: i64,
     /// Whether the conditions hold, so its trigger would start a run.
-    conditions_hold: bool,
+    pub(crate) conditions_hold: bool,
     /// Why a condition could not be evaluated.
-    condition_error: Option<String>,
+    pub(crate) condition_error: Option<String>,
     /// What each step would do (secrets shown as `[secret NAME]`).
     #[schema(value_type = Vec<Object>)]
-    steps: Vec<PlannedStep>,
+    pub(crate) steps: Vec<PlannedStep>,
 }
 
 /// Dry-run against an incident: the conditions, and what each step would do
@@ -376,19 +376,30 @@ async fn dry_run(
     ApiJson(r): ApiJson<RunRequest>,
 ) -> ApiResult<Json<DryRun>> {
     let rec = state.store.workflow(path_id("id", &id)?).await?;
+    Ok(Json(dry_run_of(&state, &rec, &r, &c.0.user.name).await?))
+}
+
+/// The dry-run of workflow `rec`'s current version for `r` (the API's and the
+/// UI's): nothing is written, nobody is called.
+pub(crate) async fn dry_run_of(
+    state: &AppState,
+    rec: &WorkflowRecord,
+    r: &RunRequest,
+    by: &str,
+) -> ApiResult<DryRun> {
     let def = state.store.workflow_definition(rec.version_id).await?;
-    let (ctx, _) = context_for(&state, &def, &r, &c.0.user.name).await?;
+    let (ctx, _) = context_for(state, &def, r, by).await?;
     let (conditions_hold, condition_error) = match def.conditions_hold(&ctx) {
         Ok(h) => (h, None),
         Err(e) => (false, Some(format!("{}: {}", e.field, e.message))),
     };
-    Ok(Json(DryRun {
+    Ok(DryRun {
         workflow_id: rec.id,
         version_id: rec.version_id,
         conditions_hold,
         condition_error,
         steps: plan(&def, &ctx),
-    }))
+    })
 }
 
 /// The latest runs of a workflow (at most 100), newest first.
@@ -419,7 +430,21 @@ async fn start_run(
     Path(id): Path<String>,
     ApiJson(r): ApiJson<RunRequest>,
 ) -> ApiResult<(StatusCode, Json<RunSummary>)> {
-    let rec = state.store.workflow(path_id("id", &id)?).await?;
+    let run = start_manual(&state, path_id("id", &id)?, &r, c.user_id(), &c.0.user.name).await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Starts manual workflow `id` for `r` as user `user_id` named `by` (the
+/// API's and the UI's): refused unless it has a manual trigger and is enabled,
+/// or when its limits refuse (409 `run_refused`).
+pub(crate) async fn start_manual(
+    state: &AppState,
+    id: i64,
+    r: &RunRequest,
+    user_id: i64,
+    by: &str,
+) -> ApiResult<RunSummary> {
+    let rec = state.store.workflow(id).await?;
     let def = state.store.workflow_definition(rec.version_id).await?;
     if !matches!(def.trigger, Trigger::Manual(_)) {
         return Err(ApiError::Conflict {
@@ -439,15 +464,14 @@ async fn start_run(
             field: None,
         });
     }
-    let (ctx, incident_id) = context_for(&state, &def, &r, &c.0.user.name).await?;
-    let run = state
+    let (ctx, incident_id) = context_for(state, &def, r, by).await?;
+    state
         .store
-        .start_manual_run(rec.id, incident_id, ctx, c.user_id(), state.now())
+        .start_manual_run(rec.id, incident_id, ctx, user_id, state.now())
         .await?
         .map_err(|refusal| ApiError::Conflict {
             code: "run_refused",
             message: refusal.to_string(),
             field: None,
-        })?;
-    Ok((StatusCode::CREATED, Json(run)))
+        })
 }

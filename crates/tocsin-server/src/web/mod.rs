@@ -21,6 +21,7 @@ mod people;
 mod room;
 mod services;
 mod statuspages;
+mod workflows;
 
 use axum::http::{header, HeaderValue};
 use axum::middleware;
@@ -63,6 +64,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(oncall::routes())
         .merge(people::routes())
         .merge(statuspages::routes())
+        .merge(workflows::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())

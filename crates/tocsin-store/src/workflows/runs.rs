@@ -620,6 +620,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs newest first, optionally of one workflow and in one status, older
+    /// than run `before_id` (for paging), at most `limit`.
+    pub async fn workflow_runs_where(
+        &self,
+        workflow_id: Option<i64>,
+        status: Option<RunStatus>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id \
+             WHERE ($1 = 0 OR r.workflow_id = $1) AND ($2 = '' OR r.status = $2) \
+             AND ($3 = 0 OR r.id < $3) ORDER BY r.id DESC LIMIT $4"
+        ))
+        .bind(workflow_id.unwrap_or(0))
+        .bind(status.map(status_str).unwrap_or_default())
+        .bind(before_id.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut v = view(r)?;
+            v.run.workflow_name = self.run_workflow_name(&v).await;
+            out.push(v.run);
+        }
+        Ok(out)
+    }
+
     /// When the next run needs an engine (a due step, a timer, a lease ending).
     pub async fn next_workflow_run_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let t: Option<i64> = sqlx::query_scalar(

@@ -130,6 +130,8 @@ pub(crate) struct RoomPage {
     pub deliveries: Vec<DeliveryRow>,
     /// The status-page panel.
     pub status_panel: StatusPanel,
+    /// The workflows panel.
+    pub workflows_panel: crate::web::workflows::WorkflowsPanel,
 }
 
 /// The button's words for a move from `from` to `to`.
@@ -448,6 +450,7 @@ pub(crate) async fn room(
         attachments,
         deliveries,
         status_panel: panel(state, &chrome, &inc, &status).await?,
+        workflows_panel: crate::web::workflows::room_panel(state, who, &chrome, &inc).await?,
         inc,
         chrome,
     })
