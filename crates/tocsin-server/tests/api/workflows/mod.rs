@@ -4,8 +4,10 @@
 
 mod approvals;
 mod dispatch;
+mod fakes;
 mod flow;
 mod guards;
+mod integrations;
 mod secrets;
 mod timers;
 
