@@ -266,7 +266,7 @@ impl FakeApi {
         if !f["issuetype"]["name"].is_string() {
             errors.insert("issuetype".into(), json!("issue type is required"));
         }
-        if f["summary"].as_str().map_or(true, |s| s.trim().is_empty()) {
+        if f["summary"].as_str().is_none_or(|s| s.trim().is_empty()) {
             errors.insert(
                 "summary".into(),
                 json!("You must specify a summary of the issue."),
@@ -453,7 +453,7 @@ impl FakeApi {
                 if !s.channel_ids.contains_key(channel) {
                     return fail("channel_not_found");
                 }
-                if args["text"].as_str().map_or(true, str::is_empty) && args["blocks"].is_null() {
+                if args["text"].as_str().is_none_or(str::is_empty) && args["blocks"].is_null() {
                     drop(s);
                     self.problems
                         .lock()
