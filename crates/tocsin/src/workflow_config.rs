@@ -282,9 +282,32 @@ impl WorkflowsConfig {
             concurrency: self.concurrency.unwrap_or(d.concurrency).max(1),
             integrations: self.integrations()?,
         };
+        let i = &config.integrations;
+        let named = [
+            i.jira
+                .as_ref()
+                .map(|j| (&j.api_token_secret, "workflows.jira.api_token_secret")),
+            i.github
+                .as_ref()
+                .map(|g| (&g.token_secret, "workflows.github.token_secret")),
+            i.slack
+                .as_ref()
+                .map(|s| (&s.bot_token_secret, "workflows.slack.bot_token_secret")),
+            i.zoom.as_ref().map(|z| {
+                (
+                    &z.client_secret_secret,
+                    "workflows.zoom.client_secret_secret",
+                )
+            }),
+        ];
         let setup = WorkflowSetup {
             commands: config.commands.keys().cloned().collect(),
             channels: config.channels.keys().cloned().collect(),
+            config_secrets: named
+                .into_iter()
+                .flatten()
+                .map(|(name, key)| (name.clone(), key.to_string()))
+                .collect(),
         };
         Ok((config, setup))
     }
@@ -418,6 +441,11 @@ mod tests {
             ("https://api.zoom.us/v2", "https://zoom.us", "me")
         );
         assert!(i.github.is_none());
+        let (_, setup) = c.build().unwrap();
+        assert_eq!(
+            setup.config_secrets["SLACK_BOT_TOKEN"],
+            "workflows.slack.bot_token_secret"
+        );
         assert_eq!(i.jitsi.base_url, "https://meet.jit.si");
         // A value written where a secret's name belongs is refused unrepeated.
         let c: WorkflowsConfig =

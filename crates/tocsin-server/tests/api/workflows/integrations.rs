@@ -295,6 +295,23 @@ async fn the_sev1_recipe_opens_a_ticket_a_channel_and_a_call(app: TestApp) {
         }
     }
     assert_eq!(engine.tick().await.unwrap().steps, 0);
+    // A secret the configuration names is not deleted from under it.
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/secrets/JIRA_API_TOKEN",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "in_use"));
+    assert!(
+        r.body
+            .to_string()
+            .contains("workflows.jira.api_token_secret"),
+        "{}",
+        r.body
+    );
 }
 
 async fn without_zoom_the_recipe_falls_back_to_a_jitsi_link(app: TestApp) {
