@@ -311,7 +311,8 @@ impl StepExecutor for SlackChannel {
                 }
             }
             let mut posted = false;
-            if s.post_summary {
+            // A run without an incident has no summary to post.
+            if s.post_summary && call.context["incident"].is_object() {
                 let text = summary(&call.context["incident"]);
                 let body = json!({ "channel": id, "text": text });
                 match self
