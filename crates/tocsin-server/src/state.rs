@@ -36,6 +36,10 @@ pub struct WorkflowSetup {
     pub commands: std::collections::BTreeSet<String>,
     /// Names in `[workflows.channels]`, which notify steps may name.
     pub channels: std::collections::BTreeSet<String>,
+    /// Secrets the configuration names (an integration's credentials):
+    /// secret name → the key naming it (`workflows.jira.api_token_secret`).
+    /// They cannot be deleted while named.
+    pub config_secrets: std::collections::BTreeMap<String, String>,
 }
 
 /// Shared state; cheap to clone.

@@ -1,5 +1,6 @@
 //! `[workflows]`: where HTTP steps may connect, the command allowlist, the
-//! channels notify steps may name, and the key secrets are sealed with.
+//! channels notify steps may name, the integrations (Jira, GitHub, Slack,
+//! Zoom, Jitsi) and the key secrets are sealed with.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,11 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use tocsin_core::escalation::Channel;
 use tocsin_core::workflow::NetPolicy;
+use tocsin_core::workflow::TargetUrl;
+use tocsin_engine::workflow::integrations::{
+    GithubConfig, IntegrationsConfig, JiraConfig, JitsiConfig, SlackConfig, ZoomConfig, GITHUB_API,
+    PUBLIC_JITSI, SLACK_API, ZOOM_API, ZOOM_OAUTH,
+};
 use tocsin_engine::workflow::{channel_kind, CommandSpec, WorkflowConfig};
 use tocsin_server::state::WorkflowSetup;
 use tocsin_store::workflows::SecretKey;
@@ -42,6 +48,174 @@ pub struct WorkflowsConfig {
     /// `[workflows.channels]`: name = address (`slack:C0123ABCD`, `teams:https://…`).
     #[serde(default)]
     pub channels: BTreeMap<String, String>,
+    /// `[workflows.jira]`: `jira_create_issue` steps.
+    pub jira: Option<JiraSection>,
+    /// `[workflows.github]`: `github_create_issue` steps.
+    pub github: Option<GithubSection>,
+    /// `[workflows.slack]`: `slack_create_channel` steps.
+    pub slack: Option<SlackSection>,
+    /// `[workflows.zoom]`: `zoom_meeting` steps.
+    pub zoom: Option<ZoomSection>,
+    /// `[workflows.jitsi]`: where `jitsi_link` rooms are.
+    pub jitsi: Option<JitsiSection>,
+}
+
+/// `[workflows.jira]`. Credentials are named stored secrets, never values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraSection {
+    /// The site, e.g. `https://example.atlassian.net`.
+    pub base_url: String,
+    /// The account the API token belongs to.
+    pub email: String,
+    /// Name of the stored secret holding the API token.
+    pub api_token_secret: String,
+}
+
+/// `[workflows.github]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSection {
+    /// The API [default: https://api.github.com].
+    pub base_url: Option<String>,
+    /// Name of the stored secret holding the token.
+    pub token_secret: String,
+}
+
+/// `[workflows.slack]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSection {
+    /// The Web API [default: https://slack.com/api].
+    pub base_url: Option<String>,
+    /// Name of the stored secret holding the bot token.
+    pub bot_token_secret: String,
+}
+
+/// `[workflows.zoom]`: a Server-to-Server OAuth app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoomSection {
+    /// The API [default: https://api.zoom.us/v2].
+    pub api_url: Option<String>,
+    /// The OAuth server [default: https://zoom.us].
+    pub oauth_url: Option<String>,
+    /// The app's account id.
+    pub account_id: String,
+    /// The app's client id.
+    pub client_id: String,
+    /// Name of the stored secret holding the app's client secret.
+    pub client_secret_secret: String,
+    /// Whose meetings: `me` (the account owner), a user's email or id [default: me].
+    pub host: Option<String>,
+}
+
+/// `[workflows.jitsi]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitsiSection {
+    /// Where rooms are [default: https://meet.jit.si].
+    pub base_url: Option<String>,
+}
+
+// A base URL: http or https, checked like an HTTP step's URL.
+fn base_url(field: &str, url: &str) -> anyhow::Result<String> {
+    TargetUrl::parse(field, url).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+// The name of a stored secret. The message never repeats the text: someone
+// may have written the secret's value here by mistake.
+fn secret_ref(field: &str, name: &str) -> anyhow::Result<String> {
+    tocsin_store::workflows::secret_name(field, name).map_err(|_| {
+        anyhow::anyhow!(
+            "{field}: must be the name of a stored secret (a letter or `_`, then letters, digits or `_`), not the secret's value"
+        )
+    })
+}
+
+// Plain text that must be there (an email, an account id).
+fn required(field: &str, v: &str) -> anyhow::Result<String> {
+    if v.trim().is_empty() {
+        bail!("{field}: must not be empty");
+    }
+    Ok(v.trim().to_string())
+}
+
+impl WorkflowsConfig {
+    /// The integrations as the engine needs them, checked.
+    fn integrations(&self) -> anyhow::Result<IntegrationsConfig> {
+        let jira = match &self.jira {
+            None => None,
+            Some(j) => Some(JiraConfig {
+                base_url: base_url("workflows.jira.base_url", &j.base_url)?,
+                email: required("workflows.jira.email", &j.email)?,
+                api_token_secret: secret_ref(
+                    "workflows.jira.api_token_secret",
+                    &j.api_token_secret,
+                )?,
+            }),
+        };
+        let github = match &self.github {
+            None => None,
+            Some(g) => Some(GithubConfig {
+                base_url: base_url(
+                    "workflows.github.base_url",
+                    g.base_url.as_deref().unwrap_or(GITHUB_API),
+                )?,
+                token_secret: secret_ref("workflows.github.token_secret", &g.token_secret)?,
+            }),
+        };
+        let slack = match &self.slack {
+            None => None,
+            Some(s) => Some(SlackConfig {
+                base_url: base_url(
+                    "workflows.slack.base_url",
+                    s.base_url.as_deref().unwrap_or(SLACK_API),
+                )?,
+                bot_token_secret: secret_ref(
+                    "workflows.slack.bot_token_secret",
+                    &s.bot_token_secret,
+                )?,
+            }),
+        };
+        let zoom = match &self.zoom {
+            None => None,
+            Some(z) => Some(ZoomConfig {
+                api_url: base_url(
+                    "workflows.zoom.api_url",
+                    z.api_url.as_deref().unwrap_or(ZOOM_API),
+                )?,
+                oauth_url: base_url(
+                    "workflows.zoom.oauth_url",
+                    z.oauth_url.as_deref().unwrap_or(ZOOM_OAUTH),
+                )?,
+                account_id: required("workflows.zoom.account_id", &z.account_id)?,
+                client_id: required("workflows.zoom.client_id", &z.client_id)?,
+                client_secret_secret: secret_ref(
+                    "workflows.zoom.client_secret_secret",
+                    &z.client_secret_secret,
+                )?,
+                host: required("workflows.zoom.host", z.host.as_deref().unwrap_or("me"))?,
+            }),
+        };
+        let jitsi = JitsiConfig {
+            base_url: base_url(
+                "workflows.jitsi.base_url",
+                self.jitsi
+                    .as_ref()
+                    .and_then(|j| j.base_url.as_deref())
+                    .unwrap_or(PUBLIC_JITSI),
+            )?,
+        };
+        Ok(IntegrationsConfig {
+            jira,
+            github,
+            slack,
+            zoom,
+            jitsi,
+        })
+    }
 }
 
 /// One allowlisted command.
@@ -106,10 +280,34 @@ impl WorkflowsConfig {
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(d.max_command_timeout),
             concurrency: self.concurrency.unwrap_or(d.concurrency).max(1),
+            integrations: self.integrations()?,
         };
+        let i = &config.integrations;
+        let named = [
+            i.jira
+                .as_ref()
+                .map(|j| (&j.api_token_secret, "workflows.jira.api_token_secret")),
+            i.github
+                .as_ref()
+                .map(|g| (&g.token_secret, "workflows.github.token_secret")),
+            i.slack
+                .as_ref()
+                .map(|s| (&s.bot_token_secret, "workflows.slack.bot_token_secret")),
+            i.zoom.as_ref().map(|z| {
+                (
+                    &z.client_secret_secret,
+                    "workflows.zoom.client_secret_secret",
+                )
+            }),
+        ];
         let setup = WorkflowSetup {
             commands: config.commands.keys().cloned().collect(),
             channels: config.channels.keys().cloned().collect(),
+            config_secrets: named
+                .into_iter()
+                .flatten()
+                .map(|(name, key)| (name.clone(), key.to_string()))
+                .collect(),
         };
         Ok((config, setup))
     }
@@ -204,11 +402,59 @@ mod tests {
                 "workflows.commands.a b",
             ),
             ("[channels]\nops = \"fax:123\"", "workflows.channels.ops"),
+            (
+                "[jira]\nbase_url = \"jira.example\"\nemail = \"a@b.c\"\napi_token_secret = \"T\"",
+                "workflows.jira.base_url",
+            ),
+            (
+                "[slack]\nbot_token_secret = \"xoxb-123-abc\"",
+                "workflows.slack.bot_token_secret",
+            ),
+            (
+                "[zoom]\naccount_id = \"\"\nclient_id = \"c\"\nclient_secret_secret = \"Z\"",
+                "workflows.zoom.account_id",
+            ),
         ] {
             let c: WorkflowsConfig = toml::from_str(text).unwrap();
             let e = c.build().unwrap_err();
             assert!(format!("{e:#}").contains(key), "{text}: {e:#}");
         }
+    }
+
+    #[test]
+    fn integrations_are_read_with_their_defaults() {
+        let c: WorkflowsConfig = toml::from_str(
+            "[jira]\nbase_url = \"https://acme.atlassian.net/\"\nemail = \"bot@acme.example\"\napi_token_secret = \"JIRA_TOKEN\"\n[slack]\nbot_token_secret = \"SLACK_BOT_TOKEN\"\n[zoom]\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_secret = \"ZOOM_SECRET\"\n",
+        )
+        .unwrap();
+        let (config, _) = c.build().unwrap();
+        let i = config.integrations;
+        assert_eq!(i.jira.unwrap().base_url, "https://acme.atlassian.net");
+        assert_eq!(i.slack.unwrap().base_url, "https://slack.com/api");
+        let zoom = i.zoom.unwrap();
+        assert_eq!(
+            (
+                zoom.api_url.as_str(),
+                zoom.oauth_url.as_str(),
+                zoom.host.as_str()
+            ),
+            ("https://api.zoom.us/v2", "https://zoom.us", "me")
+        );
+        assert!(i.github.is_none());
+        let (_, setup) = c.build().unwrap();
+        assert_eq!(
+            setup.config_secrets["SLACK_BOT_TOKEN"],
+            "workflows.slack.bot_token_secret"
+        );
+        assert_eq!(i.jitsi.base_url, "https://meet.jit.si");
+        // A value written where a secret's name belongs is refused unrepeated.
+        let c: WorkflowsConfig =
+            toml::from_str("[github]\ntoken_secret = \"ghp_abc-123\"\n").unwrap();
+        let e = format!("{:#}", c.build().unwrap_err());
+        assert!(
+            e.contains("workflows.github.token_secret") && !e.contains("ghp_abc-123"),
+            "{e}"
+        );
     }
 
     #[test]

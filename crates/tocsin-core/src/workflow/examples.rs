@@ -119,7 +119,8 @@ fn sev1_ticket_channel_and_call() {
         panic!()
     };
     assert_eq!(j.summary, "INC-42: Checkout down");
-    assert_eq!(j.fields["priority"], "Highest");
+    assert_eq!(j.priority.as_deref(), Some("Highest"));
+    assert_eq!(j.fields["labels"], r#"["incident", "sev1"]"#);
     let Some(Action::SlackCreateChannel(c)) = &p[1].inputs else {
         panic!()
     };

@@ -9,7 +9,7 @@
 //! trying again may help. Executors never retry, sleep or store run state:
 //! retries with backoff, timeouts, leases and records are the engine's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -81,6 +81,11 @@ pub struct StepCall<'a> {
     pub actor: &'a Actor,
     /// When the attempt started.
     pub now: Timestamp,
+    /// The values of the secrets the executor names in
+    /// [`config_secrets`](StepExecutor::config_secrets) (an integration's
+    /// token): for the call only, like the rendered inputs. The engine
+    /// redacts them from outputs and errors as it does the definition's.
+    pub secrets: &'a BTreeMap<String, String>,
     pub(crate) store: &'a Store,
     pub(crate) chain: &'a [ChainLink],
 }
@@ -99,6 +104,15 @@ impl StepCall<'_> {
     /// is being tried again after a crash): skip it then.
     pub async fn already_done(&self, part: &str) -> Result<bool, StepError> {
         Ok(self.store.step_effect_done(&self.effect_key(part)).await?)
+    }
+
+    /// The value of a secret named in
+    /// [`config_secrets`](StepExecutor::config_secrets).
+    pub fn secret(&self, name: &str) -> Result<&str, StepError> {
+        self.secrets
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| StepError::permanent(format!("secret `{name}` does not exist")))
     }
 
     /// The incident, or a permanent error naming the step kind.
@@ -128,6 +142,14 @@ pub trait StepExecutor: Send + Sync {
     /// database or in a chat.
     fn uses_secret_values(&self) -> bool {
         false
+    }
+
+    /// Secrets the server's configuration names for this executor (an
+    /// integration's credentials), by name: the engine reads them for each
+    /// attempt into [`StepCall::secrets`], fails the step when one does not
+    /// exist, and redacts their values from outputs and errors.
+    fn config_secrets(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Does the step once. Outputs become `steps.ID.outputs`.

@@ -2,15 +2,17 @@
 //! and the executors that carry steps out, one per kind of step, behind
 //! [`StepExecutor`].
 //!
-//! Adding an integration (Jira, GitHub, Slack, Zoom) is one new file here with
-//! a [`StepExecutor`] for its kinds, sending through [`Outbound`] (the
-//! outgoing HTTP policy applies) to a base URL from its configuration, and one
-//! line in [`standard_executors`] after the [`NotConfigured`] stub, which its
-//! kinds then stop falling to.
+//! The integrations (Jira, GitHub, Slack, Zoom, Jitsi) live in
+//! [`integrations`], one file each, with a [`StepExecutor`] for their kind
+//! sending through [`Outbound`] (the outgoing HTTP policy applies, with the
+//! integration's configured base URL allowed). [`standard_executors`] lists a
+//! configured integration after the [`NotConfigured`] stub, which its kind
+//! then stops falling to.
 
 mod command;
 mod executor;
 mod http;
+pub mod integrations;
 mod local;
 mod notify;
 mod page;
@@ -29,6 +31,7 @@ use tocsin_notify::Provider;
 pub use command::{CommandSpec, CommandStep};
 pub use executor::{Executors, StepCall, StepError, StepExecutor};
 pub use http::{HttpStep, Outbound, OutboundRequest, OutboundResponse, DEFAULT_MAX_RESPONSE};
+pub use integrations::IntegrationsConfig;
 pub use local::{AddNote, AttachRunbook, StatusPageDraft, UpdateIncident};
 pub use notify::{channel_kind, NotifyStep};
 pub use page::PageStep;
@@ -54,6 +57,8 @@ pub struct WorkflowConfig {
     pub max_command_timeout: Duration,
     /// Steps executing at once on one node.
     pub concurrency: usize,
+    /// `[workflows.jira]`, `[workflows.slack]`, …: the integrations.
+    pub integrations: IntegrationsConfig,
 }
 
 impl Default for WorkflowConfig {
@@ -66,6 +71,7 @@ impl Default for WorkflowConfig {
             max_output_bytes: 64 * 1024,
             max_command_timeout: Duration::from_secs(600),
             concurrency: 16,
+            integrations: IntegrationsConfig::default(),
         }
     }
 }
@@ -87,7 +93,7 @@ pub fn standard_executors(
     deps: ExecutorDeps,
 ) -> Vec<Arc<dyn StepExecutor>> {
     let outbound = Outbound::new(config.net.clone(), config.max_response_bytes);
-    vec![
+    let mut list: Vec<Arc<dyn StepExecutor>> = vec![
         Arc::new(NotConfigured),
         Arc::new(HttpStep::new(outbound)),
         Arc::new(AddNote),
@@ -101,5 +107,33 @@ pub fn standard_executors(
             config.max_output_bytes,
             config.max_command_timeout,
         )),
-    ]
+    ];
+    let (net, max) = (&config.net, config.max_response_bytes);
+    let i = &config.integrations;
+    list.push(Arc::new(integrations::JitsiLinkStep::new(i.jitsi.clone())));
+    if let Some(c) = &i.jira {
+        list.push(Arc::new(integrations::JiraIssue::new(c.clone(), net, max)));
+    }
+    if let Some(c) = &i.github {
+        list.push(Arc::new(integrations::GithubIssue::new(
+            c.clone(),
+            net,
+            max,
+        )));
+    }
+    if let Some(c) = &i.slack {
+        list.push(Arc::new(integrations::SlackChannel::new(
+            c.clone(),
+            net,
+            max,
+        )));
+    }
+    if let Some(c) = &i.zoom {
+        list.push(Arc::new(integrations::ZoomMeetingStep::new(
+            c.clone(),
+            net,
+            max,
+        )));
+    }
+    list
 }

@@ -1,13 +1,14 @@
-//! Step kinds whose executors are not built yet, or not configured here: each
-//! fails at once, permanently, saying so. An integration's executor listed
-//! after this one in `standard_executors` takes its kind over.
+//! Integration steps whose integration is not configured on this server
+//! (no `[workflows.jira]` …): each fails at once, permanently, saying so. A
+//! configured integration's executor, listed after this one in
+//! `standard_executors`, takes its kind over.
 
 use serde_json::Value;
 use tocsin_notify::BoxFuture;
 
 use super::executor::{StepCall, StepError, StepExecutor};
 
-/// The integrations to come: Jira, GitHub, Slack, Zoom, Jitsi.
+/// The integration step kinds: Jira, GitHub, Slack, Zoom, Jitsi.
 pub const INTEGRATION_KINDS: &[&str] = &[
     "jira_create_issue",
     "github_create_issue",
@@ -28,7 +29,8 @@ impl StepExecutor for NotConfigured {
         let kind = call.action.kind();
         Box::pin(async move {
             Err(StepError::permanent(format!(
-                "{kind} is not configured on this server"
+                "{kind} is not configured on this server (see [workflows.{}] in the configuration)",
+                kind.split('_').next().unwrap_or(kind)
             )))
         })
     }

@@ -125,9 +125,16 @@ impl WorkflowEngine {
             error: r.redact(&error),
             retryable,
         };
+        let kind = c.action.kind();
+        let executor = self.inner.executors.get(kind);
+        // The definition's secrets, and those the configuration names for
+        // the executor (an integration's token): all are redacted.
         let names = c.definition.secret_names();
+        let own: Vec<String> = executor.map(|e| e.config_secrets()).unwrap_or_default();
+        let mut wanted: Vec<String> = names.iter().cloned().collect();
+        wanted.extend(own.iter().cloned());
         let secrets: BTreeMap<String, String> =
-            match store.secret_values(names.iter().map(String::as_str)).await {
+            match store.secret_values(wanted.iter().map(String::as_str)).await {
                 Ok(s) => s,
                 Err(e) => {
                     let r = Redactor::new(&[]);
@@ -144,12 +151,29 @@ impl WorkflowEngine {
             let e = format!("secret `{missing}` does not exist");
             return failed(e, false, &redactor);
         }
-        let kind = c.action.kind();
-        let Some(executor) = self.inner.executors.get(kind) else {
+        if let Some(missing) = own.iter().find(|n| !secrets.contains_key(n.as_str())) {
+            let e = format!(
+                "secret `{missing}`, which the server's [workflows] configuration names for {kind} steps, does not exist"
+            );
+            return failed(e, false, &redactor);
+        }
+        let Some(executor) = executor else {
             let e = format!("no executor for {kind} steps");
             return failed(e, false, &redactor);
         };
-        let values = executor.uses_secret_values().then_some(&secrets);
+        // The definition's secrets render into its inputs; the
+        // configuration's go to the executor alone.
+        let mut definition_values = BTreeMap::new();
+        let mut own_values = BTreeMap::new();
+        for (name, value) in &secrets {
+            if names.contains(name.as_str()) {
+                definition_values.insert(name.clone(), value.clone());
+            }
+            if own.contains(name) {
+                own_values.insert(name.clone(), value.clone());
+            }
+        }
+        let values = executor.uses_secret_values().then_some(&definition_values);
         let action = match render_step(&c.definition, &c.state, &c.path, values) {
             Ok(a) => a,
             Err(e) => {
@@ -172,6 +196,7 @@ impl WorkflowEngine {
             context: &c.state.context,
             actor: &actor,
             now,
+            secrets: &own_values,
             store,
             chain: &c.chain,
         };

@@ -90,7 +90,8 @@ async fn replace_secret(
     ))
 }
 
-/// Delete a secret. Refused (409) while a workflow's current version reads it.
+/// Delete a secret. Refused (409) while a workflow's current version reads it
+/// or the configuration names it for an integration.
 #[utoipa::path(delete, path = "/api/v1/secrets/{name}", tag = "workflows",
     params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
@@ -104,14 +105,21 @@ async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes secret `name` unless a workflow's current version reads it (409
-/// `in_use`, naming the workflow): the API's and the UI's.
+/// Deletes secret `name` unless the configuration names it or a workflow's
+/// current version reads it (409 `in_use`, naming which): the API's and the UI's.
 pub(crate) async fn delete_unused(
     state: &AppState,
     name: &str,
     actor: &tocsin_store::Actor,
 ) -> ApiResult<()> {
     state.store.secret(name).await?;
+    if let Some(key) = state.workflows.config_secrets.get(name) {
+        return Err(ApiError::Conflict {
+            code: "in_use",
+            message: format!("the configuration names it ({key})"),
+            field: Some("name".into()),
+        });
+    }
     for w in state.store.workflows().await? {
         let def = state.store.workflow_definition(w.version_id).await?;
         if def.secret_names().iter().any(|n| n == name) {

@@ -866,6 +866,15 @@ fn timeline_lines(
         if let Some(e) = &rec.error {
             d["error"] = json!(e);
         }
+        // What an integration created (a Jira issue, a Slack channel, a
+        // meeting), so the timeline can link to it.
+        if rec.status == StepStatus::Succeeded {
+            if let Some(link) = rec.outputs.as_ref().and_then(|o| o.get("link")) {
+                if link.is_object() {
+                    d["link"] = link.clone();
+                }
+            }
+        }
         if let Some(Action::Approval(a)) = &rec.inputs {
             if rec.status == StepStatus::AwaitingApproval {
                 d["role"] = json!(a.role);

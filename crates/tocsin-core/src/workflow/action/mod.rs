@@ -195,9 +195,12 @@ pub struct JiraCreateIssue<T> {
     pub issue_type: T,
     /// Summary line.
     pub summary: T,
-    /// Description.
+    /// Description (Jira wiki markup in API v2).
     pub description: Option<T>,
-    /// More fields: Jira field id → value.
+    /// Priority name (`Highest`, `High`, …); the project's default when absent.
+    pub priority: Option<T>,
+    /// More fields: Jira field id → value (JSON objects, lists, numbers and
+    /// booleans written as JSON are sent as such, anything else as text).
     pub fields: BTreeMap<String, T>,
 }
 
@@ -393,6 +396,7 @@ impl<T> Action<T> {
                 issue_type: f(&p("issue_type"), &x.issue_type)?,
                 summary: f(&p("summary"), &x.summary)?,
                 description: map_opt(f, &p("description"), &x.description)?,
+                priority: map_opt(f, &p("priority"), &x.priority)?,
                 fields: map_map(f, &p("fields"), &x.fields)?,
             }),
             Action::GithubCreateIssue(x) => Action::GithubCreateIssue(GithubCreateIssue {

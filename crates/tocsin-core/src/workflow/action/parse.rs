@@ -201,6 +201,7 @@ pub fn parse(kind: &str, path: &str, body: &Value) -> Result<Action<Template>, I
             issue_type: f.req_template("issue_type")?,
             summary: f.req_template("summary")?,
             description: f.template("description")?,
+            priority: f.template("priority")?,
             fields: limited(&f.path("fields"), f.template_map("fields")?)?,
         }),
         "github_create_issue" => Action::GithubCreateIssue(GithubCreateIssue {

@@ -4,8 +4,10 @@
 
 mod approvals;
 mod dispatch;
+mod fakes;
 mod flow;
 mod guards;
+mod integrations;
 mod secrets;
 mod timers;
 
@@ -187,6 +189,14 @@ pub async fn spawn(db: Db) -> Option<TestApp> {
         s.workflows = Arc::new(WorkflowSetup {
             commands: ["echo".to_string(), "sleep".to_string()].into(),
             channels: ["ops".to_string()].into(),
+            // As [workflows.jira] and the rest name them in the integration tests.
+            config_secrets: [
+                ("JIRA_API_TOKEN", "workflows.jira.api_token_secret"),
+                ("SLACK_BOT_TOKEN", "workflows.slack.bot_token_secret"),
+            ]
+            .into_iter()
+            .map(|(n, k)| (n.to_string(), k.to_string()))
+            .collect(),
         });
         s
     })

@@ -13,7 +13,7 @@ use crate::support::TestApp;
 const VALUE: &str = "tcs-S3cr3t/Value+XYZ 42";
 
 /// Everything any test logs, from the first test that asks.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
+pub(super) fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
@@ -41,7 +41,7 @@ impl std::io::Write for Capture {
 }
 
 // Every text value of every table, as text.
-async fn database_text(app: &TestApp) -> String {
+pub(super) async fn database_text(app: &TestApp) -> String {
     let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.db_url)
         .await
         .unwrap();
