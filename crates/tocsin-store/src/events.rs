@@ -119,6 +119,7 @@ pub(crate) async fn incident_event(
     kind: &'static str,
     data: Value,
 ) -> Result<i64, StoreError> {
+    let rules = crate::workflows::runbooks::may_match_runbooks(kind, &data);
     let e = NewEvent {
         at,
         actor,
@@ -128,7 +129,12 @@ pub(crate) async fn incident_event(
         kind,
         data,
     };
-    append(w, e).await
+    let id = append(w, e).await?;
+    // Runbooks whose rules now match attach in the same transaction.
+    if rules {
+        crate::workflows::runbooks::auto_attach(w, incident_id, at).await?;
+    }
+    Ok(id)
 }
 
 fn event(row: &sqlx::any::AnyRow) -> Result<Event, StoreError> {

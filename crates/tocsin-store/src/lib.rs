@@ -319,6 +319,7 @@ impl Store {
             "workflow_secrets",
             "runbooks",
             "incident_runbooks",
+            "runbook_versions",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

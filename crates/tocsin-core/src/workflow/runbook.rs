@@ -55,6 +55,9 @@ pub struct ChecklistItem {
     pub line: usize,
     /// The step a responder can run from it.
     pub step: Option<Step>,
+    /// That step as written (its block, as JSON), to run it as a workflow.
+    #[serde(skip)]
+    pub step_json: Option<Value>,
 }
 
 /// Attach rules: each list given must contain the incident's value; a runbook
@@ -131,6 +134,7 @@ pub fn parse(markdown: &str) -> Result<Runbook, Invalid> {
                 text: text.to_string(),
                 line: i + 1,
                 step: None,
+                step_json: None,
             });
         }
         i += 1;
@@ -253,13 +257,14 @@ fn attach_step(
         )
     };
     let v = yaml::to_json(&path, yaml_text).map_err(with_line)?;
-    let mut steps = parse_steps(&path, Some(&Value::Array(vec![v])), 0, &mut 0).map_err(|e| {
-        // `items[0].step[0].http.url` reads better as `items[0].step.http.url`.
-        with_line(Invalid::new(
-            e.field.replacen(&format!("{path}[0]"), &path, 1),
-            e.message,
-        ))
-    })?;
+    let mut steps =
+        parse_steps(&path, Some(&Value::Array(vec![v.clone()])), 0, &mut 0).map_err(|e| {
+            // `items[0].step[0].http.url` reads better as `items[0].step.http.url`.
+            with_line(Invalid::new(
+                e.field.replacen(&format!("{path}[0]"), &path, 1),
+                e.message,
+            ))
+        })?;
     let step = steps.remove(0);
     // An item's step runs alone: there are no earlier steps or captures.
     for (p, s) in super::step::StepPath::walk(std::slice::from_ref(&step)) {
@@ -286,7 +291,105 @@ fn attach_step(
         }
     }
     item.step = Some(step);
+    item.step_json = Some(v);
     Ok(())
+}
+
+/// The markdown after its front matter (all of it when there is none).
+pub fn body(markdown: &str) -> &str {
+    let mut lines = markdown.split_inclusive('\n');
+    if lines.next().map(|l| l.trim_end()) != Some("---") {
+        return markdown;
+    }
+    let mut at = markdown.find('\n').map_or(markdown.len(), |i| i + 1);
+    for l in lines {
+        at += l.len();
+        if l.trim_end() == "---" {
+            return &markdown[at..];
+        }
+    }
+    markdown
+}
+
+/// `markdown` with its front matter replaced by one holding `rules` (none
+/// when the rules are empty): how rules given apart from the text (the API's
+/// `attach`, the form's fields) become part of the one document.
+pub fn compose(markdown: &str, rules: &AttachRules) -> String {
+    let body = body(markdown);
+    if rules.is_manual() {
+        return body.to_string();
+    }
+    let mut fm = String::from("---\nattach:\n");
+    for (key, list) in [
+        ("services", &rules.services),
+        ("incident_types", &rules.incident_types),
+        ("severities", &rules.severities),
+    ] {
+        if !list.is_empty() {
+            // JSON strings are YAML flow scalars: any name survives quoting.
+            let items: Vec<String> = list
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap_or_default())
+                .collect();
+            fm.push_str(&format!("  {key}: [{}]\n", items.join(", ")));
+        }
+    }
+    fm.push_str("---\n");
+    fm + body
+}
+
+/// Most runs of one runbook's steps per incident, and per hour overall: a
+/// runbook's steps are run by people, one click at a time.
+pub const RUNS_PER_INCIDENT: u32 = 100;
+
+/// The workflow definition (JSON, for [`super::definition::parse_value`])
+/// that runs item `item` of runbook `name` alone: a manual trigger and the
+/// item's one step. `None` for an item without a step.
+pub fn item_workflow(name: &str, item: &ChecklistItem) -> Option<Value> {
+    let step = item.step_json.clone()?;
+    let mut title = format!("Runbook {name}: {}", item.text);
+    if title.chars().count() > super::definition::MAX_NAME {
+        title = title
+            .chars()
+            .take(super::definition::MAX_NAME - 1)
+            .collect::<String>()
+            + "…";
+    }
+    Some(serde_json::json!({
+        "name": title,
+        "description": format!("Item {} of runbook {name}, run by hand.", item.index + 1),
+        "trigger": { "manual": {} },
+        "steps": [step],
+        "limits": {
+            "max_runs_per_incident": RUNS_PER_INCIDENT,
+            "max_runs_per_hour": 10_000,
+        },
+    }))
+}
+
+/// Most characters of an outputs summary.
+pub const SUMMARY_CHARS: usize = 300;
+
+/// A step's outputs in one short line for the timeline and the postmortem:
+/// `HTTP 200: {"ok":true}` for an HTTP step, `exit 0: …` for a command, the
+/// compact JSON otherwise; at most [`SUMMARY_CHARS`] characters.
+pub fn output_summary(outputs: &Value) -> String {
+    let compact = |v: &Value| match v {
+        Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
+    };
+    let text = match (&outputs["status"], &outputs["exit_code"]) {
+        (Value::Number(n), _) if outputs.get("body").is_some() => {
+            format!("HTTP {n}: {}", compact(&outputs["body"]))
+        }
+        (_, Value::Number(n)) => format!("exit {n}: {}", compact(&outputs["stdout"])),
+        _ => compact(outputs),
+    };
+    if text.chars().count() <= SUMMARY_CHARS {
+        text
+    } else {
+        text.chars().take(SUMMARY_CHARS - 1).collect::<String>() + "…"
+    }
 }
 
 /// Progress through a runbook attached to an incident (a snapshot of one
@@ -308,6 +411,27 @@ pub struct ItemProgress {
     pub at: Option<Timestamp>,
     /// What its step produced, if it was run.
     pub output: Option<Value>,
+    /// Its step's latest run, if it was run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<ItemRun>,
+}
+
+/// An item's step run: which workflow run carries it, who started it, and how
+/// it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRun {
+    /// The workflow run.
+    pub run_id: i64,
+    /// pending while under way; then succeeded, failed or cancelled.
+    pub status: String,
+    /// Who started it.
+    pub by: i64,
+    /// When.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// A refused progress change.
@@ -346,6 +470,67 @@ impl Progress {
             item.output = output;
         }
         Ok(())
+    }
+
+    /// Records that `by` started run `run_id` of item `index`'s step.
+    pub fn start_run(
+        &mut self,
+        index: usize,
+        run_id: i64,
+        by: i64,
+        now: Timestamp,
+    ) -> Result<(), ProgressError> {
+        let item = self
+            .items
+            .get_mut(index)
+            .ok_or(ProgressError::NoSuchItem(index))?;
+        item.run = Some(ItemRun {
+            run_id,
+            status: "pending".into(),
+            by,
+            started_at: now,
+            finished_at: None,
+            error: None,
+        });
+        Ok(())
+    }
+
+    /// Records how run `run_id` ended: its outputs on success, which also
+    /// ticks the item for whoever started it. The item whose latest run this
+    /// is, or `None` (a run replaced by a later one changes nothing).
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        status: &str,
+        outputs: Option<Value>,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Option<usize> {
+        let (index, item) = self
+            .items
+            .iter_mut()
+            .enumerate()
+            .find(|(_, i)| i.run.as_ref().is_some_and(|r| r.run_id == run_id))?;
+        let run = item.run.as_mut()?;
+        run.status = status.to_string();
+        run.finished_at = Some(now);
+        run.error = error;
+        if status == "succeeded" {
+            let by = run.by;
+            item.output = outputs;
+            item.ticked = true;
+            item.by = Some(by);
+            item.at = Some(now);
+        }
+        Some(index)
+    }
+
+    /// Whether item `index`'s step is being run now.
+    pub fn running(&self, index: usize) -> bool {
+        self.items
+            .get(index)
+            .and_then(|i| i.run.as_ref())
+            .is_some_and(|r| r.finished_at.is_none())
     }
 
     /// (ticked, total), for "3 of 7 done".
@@ -473,5 +658,98 @@ page:
             assert_eq!(e.field, field, "{text}: {}", e.message);
             assert!(e.message.contains(says), "{text}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn rules_given_apart_replace_the_front_matter() {
+        assert_eq!(
+            body(RUNBOOK).lines().next(),
+            Some("# Payments database failover")
+        );
+        assert_eq!(body("# T\n- [ ] a\n"), "# T\n- [ ] a\n");
+        let rules = AttachRules {
+            services: vec!["pay \"ments\"".into()],
+            incident_types: vec![],
+            severities: vec!["SEV1".into()],
+        };
+        let text = compose(RUNBOOK, &rules);
+        let r = parse(&text).unwrap();
+        assert_eq!(r.attach, rules);
+        assert_eq!(r.items.len(), 3);
+        // No rules: no front matter, and the body is kept as it was.
+        let plain = compose(&text, &AttachRules::default());
+        assert_eq!(plain, body(RUNBOOK));
+        assert!(parse(&plain).unwrap().attach.is_manual());
+    }
+
+    #[test]
+    fn an_item_step_runs_as_a_one_step_manual_workflow() {
+        let r = parse(RUNBOOK).unwrap();
+        let def =
+            super::super::definition::parse_value(&item_workflow("Failover", &r.items[0]).unwrap())
+                .unwrap();
+        assert_eq!(def.name, "Runbook Failover: Check the primary's health");
+        assert_eq!(def.trigger.kind(), "manual");
+        assert_eq!(def.steps.len(), 1);
+        assert_eq!(def.steps[0].kind(), "http");
+        assert_eq!(def.limits.max_runs_per_incident, RUNS_PER_INCIDENT);
+        assert!(item_workflow("Failover", &r.items[2]).is_none());
+        let long = "x".repeat(300);
+        let mut item = r.items[1].clone();
+        item.text = long;
+        let def =
+            super::super::definition::parse_value(&item_workflow("F", &item).unwrap()).unwrap();
+        assert_eq!(def.name.chars().count(), super::super::definition::MAX_NAME);
+    }
+
+    #[test]
+    fn summaries_are_short_lines() {
+        use serde_json::json;
+        assert_eq!(
+            output_summary(&json!({"status": 200, "headers": {}, "body": {"ok": true}})),
+            r#"HTTP 200: {"ok":true}"#
+        );
+        assert_eq!(
+            output_summary(&json!({"exit_code": 0, "stdout": "done\n", "stderr": ""})),
+            "exit 0: done"
+        );
+        assert_eq!(output_summary(&json!({"note_id": 4})), r#"{"note_id":4}"#);
+        let long = output_summary(&json!({"status": 500, "body": "x".repeat(1000)}));
+        assert_eq!(long.chars().count(), SUMMARY_CHARS);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_finished_run_ticks_its_item_for_who_started_it() {
+        let r = parse(RUNBOOK).unwrap();
+        let mut p = Progress::new(&r);
+        let t0: Timestamp = "2026-05-01T12:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-05-01T12:01:00Z".parse().unwrap();
+        p.start_run(0, 10, 7, t0).unwrap();
+        assert!(p.running(0));
+        assert_eq!(p.finish_run(99, "succeeded", None, None, t1), None);
+        p.start_run(1, 11, 8, t0).unwrap();
+        let out = serde_json::json!({"status": 200});
+        assert_eq!(
+            p.finish_run(10, "succeeded", Some(out.clone()), None, t1),
+            Some(0)
+        );
+        assert_eq!(
+            p.finish_run(11, "failed", None, Some("HTTP 500".into()), t1),
+            Some(1)
+        );
+        assert!(!p.running(0));
+        assert_eq!((p.items[0].ticked, p.items[0].by), (true, Some(7)));
+        assert_eq!(p.items[0].output, Some(out));
+        assert!(!p.items[1].ticked);
+        assert_eq!(
+            p.items[1].run.as_ref().unwrap().error.as_deref(),
+            Some("HTTP 500")
+        );
+        // Stored progress from before runs were recorded still reads.
+        let old: Progress =
+            serde_json::from_str(r#"{"items":[{"ticked":true,"by":1,"at":null,"output":null}]}"#)
+                .unwrap();
+        assert!(old.items[0].run.is_none());
     }
 }

@@ -116,6 +116,12 @@ fn invalid(field: String, message: String) -> ApiError {
 /// command allowlist, the configured channels.
 pub(crate) async fn checked(state: &AppState, source: &str) -> ApiResult<Definition> {
     let def = parse(source)?;
+    check_definition(state, &def).await?;
+    Ok(def)
+}
+
+/// Checks a parsed definition against what exists (see [`checked`]).
+pub(crate) async fn check_definition(state: &AppState, def: &Definition) -> ApiResult<()> {
     let known: Vec<String> = state
         .store
         .secrets()
@@ -154,7 +160,7 @@ pub(crate) async fn checked(state: &AppState, source: &str) -> ApiResult<Definit
             _ => {}
         }
     }
-    Ok(def)
+    Ok(())
 }
 
 /// Every workflow, by name.

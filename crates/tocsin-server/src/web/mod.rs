@@ -19,6 +19,7 @@ mod alerts;
 mod oncall;
 mod people;
 mod room;
+mod runbooks;
 mod services;
 mod statuspages;
 mod workflows;
@@ -65,6 +66,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(people::routes())
         .merge(statuspages::routes())
         .merge(workflows::routes())
+        .merge(runbooks::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())

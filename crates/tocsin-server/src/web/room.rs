@@ -4,6 +4,7 @@
 //! form calls the same store function as the matching API route and comes back
 //! to the room (303); a refusal shows the error page with the API's status.
 
+mod runbooks;
 mod status;
 mod timeline;
 mod view;
@@ -48,6 +49,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/incidents/{number}/attachments/{attachment_id}",
             get(download),
         )
+        .merge(runbooks::routes())
 }
 
 fn back(number: &str) -> String {

@@ -10,7 +10,8 @@
 mod definitions;
 mod dispatch;
 mod page;
-mod runbooks;
+mod runbook_progress;
+pub(crate) mod runbooks;
 mod runs;
 mod secrets;
 mod timers;
@@ -29,7 +30,10 @@ use crate::{Backend, Store, StoreError};
 pub use definitions::{WorkflowRecord, WorkflowVersion};
 pub use dispatch::DispatchReport;
 pub use page::{PageResult, PageWhom};
-pub use runbooks::AttachedRunbook;
+pub use runbook_progress::{IncidentRunbook, ItemRunRefused, ItemState};
+pub use runbooks::{
+    runbook_name, AttachHow, AttachedRunbook, RunbookRecord, RunbookVersion, MAX_RUNBOOK_NAME,
+};
 pub use runs::{ApprovalRefused, ClaimedStep, RunSummary, RunView, WORKFLOW_LEASE_MARGIN};
 pub use secrets::{secret_name, SecretKey, SecretRecord, MAX_SECRET};
 

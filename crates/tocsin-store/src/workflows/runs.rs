@@ -194,7 +194,16 @@ impl Store {
         now: Timestamp,
     ) -> Result<Result<i64, Refusal>, StoreError> {
         // Locked so two nodes cannot both admit the last run a limit allows.
-        self.lock_workflow(w, run.workflow_id).await?;
+        // (A runbook's workflow is stored as deleted, yet runs.)
+        sqlx::query(&format!(
+            "SELECT id FROM workflows WHERE id = $1 \
+             AND (deleted_at IS NULL OR runbook_id IS NOT NULL){}",
+            self.for_update()
+        ))
+        .bind(run.workflow_id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("workflow {}", run.workflow_id)))?;
         let hour_ago = to_millis(now - chrono::Duration::hours(1));
         let past = sqlx::query(
             "SELECT subject, created_at FROM workflow_runs WHERE workflow_id = $1 \
@@ -816,6 +825,13 @@ impl Store {
                     },
                 )
                 .await?;
+            }
+            if !before.status.is_finished()
+                && st.status.is_finished()
+                && st.context.get("runbook").is_some()
+            {
+                self.runbook_run_finished(w, run_id, incident_id, &def.name, &st, now)
+                    .await?;
             }
         }
         Ok((st, next_step))

@@ -205,6 +205,7 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
     let d = &e.data;
     let s = |k: &str| text(&d[k]);
     match e.kind.as_str() {
+        k if k.starts_with("runbook.") => super::runbooks::sentence(e),
         // The event holds the incident as declared.
         "incident.declared" => format!(
             "declared the incident ({})",

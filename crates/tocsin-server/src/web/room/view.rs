@@ -89,6 +89,8 @@ pub(crate) struct Move {
 pub(crate) struct RoomPage {
     pub chrome: Chrome,
     pub inc: Incident,
+    /// The runbooks panel.
+    pub runbooks: super::runbooks::RunbooksPanel,
     pub notice: Option<&'static str>,
     pub sev_class: String,
     pub since: String,
@@ -446,6 +448,7 @@ pub(crate) async fn room(
         root_cause: inc.root_cause.clone().unwrap_or_default(),
         resolution_summary: inc.resolution_summary.clone().unwrap_or_default(),
         timeline: timeline::items(&chrome, &events, &notes, &names),
+        runbooks: super::runbooks::panel(state, &chrome, &inc, &names).await?,
         alerts: alert_rows(&chrome, &service_names, &alerts),
         attachments,
         deliveries,

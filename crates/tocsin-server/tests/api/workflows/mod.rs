@@ -8,6 +8,8 @@ mod fakes;
 mod flow;
 mod guards;
 mod integrations;
+mod runbook_pages;
+mod runbooks;
 mod secrets;
 mod timers;
 
