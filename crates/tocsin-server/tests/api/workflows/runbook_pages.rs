@@ -232,6 +232,12 @@ async fn the_room_panel_ticks_items_and_runs_steps(app: TestApp) {
         "{}",
         p.html
     );
+    // The run is one click away, with its steps, inputs and outputs.
+    assert!(
+        p.html.contains("<a href=\"/workflow-runs/") && p.html.contains("\">workflow run #"),
+        "{}",
+        p.html
+    );
     // The timeline says it in words.
     assert!(
         p.html.contains("ticked “Tell support” of runbook Failover"),
