@@ -302,19 +302,7 @@ mod tests {
 
     use super::*;
 
-    fn event(kind: &str, data: serde_json::Value) -> Event {
-        Event {
-            id: 1,
-            at: chrono::DateTime::UNIX_EPOCH,
-            actor_id: None,
-            actor: "system".into(),
-            entity: "incident".into(),
-            entity_id: 7,
-            incident_id: Some(7),
-            kind: kind.into(),
-            data,
-        }
-    }
+    use crate::web::room::timeline::tests::event;
 
     /// The data the store writes (workflows/runbooks.rs, runbook_progress.rs).
     #[test]

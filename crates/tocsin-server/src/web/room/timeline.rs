@@ -356,12 +356,13 @@ pub(crate) fn sentence(e: &Event, users: &HashMap<i64, String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn event(kind: &str, data: Value) -> Event {
+    /// An incident event with the given kind and data, for sentence tests.
+    pub(in crate::web::room) fn event(kind: &str, data: Value) -> Event {
         Event {
             id: 1,
             at: chrono::DateTime::UNIX_EPOCH,
