@@ -72,6 +72,12 @@ impl Runner {
                 self.delivery.handed(&report.handed);
             }
         }
+        // Overdue action items remind their owners, at most once a day each.
+        let reminded = self.store.remind_overdue_action_items(now).await?;
+        if !reminded.is_empty() {
+            tick.handed += reminded.len();
+            self.delivery.handed(&reminded);
+        }
         loop {
             let handed = self.store.hand_due_notifications(now, HAND_BATCH).await?;
             if handed.is_empty() {

@@ -23,6 +23,27 @@ pub enum Notice {
     Verification(VerificationNotice),
     /// A test notification the user asked for (`test`).
     Test(TestNotice),
+    /// An action item the recipient owns is past its due day (`action_item_overdue`).
+    ActionItemOverdue(ActionItemNotice),
+}
+
+/// An overdue action item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItemNotice {
+    /// Its id.
+    pub action_item_id: i64,
+    /// What to do (written by people).
+    pub title: String,
+    /// Its postmortem.
+    pub postmortem_id: i64,
+    /// The postmortem's title (may quote an alert).
+    pub postmortem_title: String,
+    /// Its due day, `YYYY-MM-DD`.
+    pub due_date: String,
+    /// Days past it.
+    pub days_overdue: i64,
+    /// `low`, `medium` or `high`.
+    pub priority: String,
 }
 
 /// The facts of a page.
@@ -204,6 +225,7 @@ impl Notice {
                 let t: StoredTest = parse(reason, message)?;
                 Notice::Test(TestNotice { label: t.label })
             }
+            "action_item_overdue" => Notice::ActionItemOverdue(parse(reason, message)?),
             other => return Err(NoticeError::UnknownReason(other.to_string())),
         })
     }

@@ -477,6 +477,15 @@ pub fn samples() -> Vec<Notice> {
         Notice::Test(TestNotice {
             label: "Work email".into(),
         }),
+        Notice::ActionItemOverdue(crate::notice::ActionItemNotice {
+            action_item_id: 4,
+            title: "Alert on replication lag".into(),
+            postmortem_id: 2,
+            postmortem_title: "Postmortem: INC-12 Database down".into(),
+            due_date: "2026-11-20".into(),
+            days_overdue: 5,
+            priority: "high".into(),
+        }),
     ]
 }
 

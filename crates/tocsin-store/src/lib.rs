@@ -26,6 +26,7 @@ mod jobs;
 mod migrate;
 mod notes;
 mod phone_replies;
+pub mod postmortems;
 mod schedules;
 mod secrets;
 mod service_overview;
@@ -320,6 +321,12 @@ impl Store {
             "runbooks",
             "incident_runbooks",
             "runbook_versions",
+            "postmortems",
+            "postmortem_incidents",
+            "postmortem_revisions",
+            "postmortem_reviewers",
+            "action_items",
+            "postmortem_template",
         ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)

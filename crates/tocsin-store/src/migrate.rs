@@ -62,6 +62,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (19, include_str!("../migrations/sqlite/0019_workflows.sql")),
     (21, include_str!("../migrations/sqlite/0021_runbooks.sql")),
+    (
+        22,
+        include_str!("../migrations/sqlite/0022_postmortems.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -132,6 +136,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0019_workflows.sql"),
     ),
     (21, include_str!("../migrations/postgres/0021_runbooks.sql")),
+    (
+        22,
+        include_str!("../migrations/postgres/0022_postmortems.sql"),
+    ),
 ];
 
 // Any constant works; it only has to be the same on every node.

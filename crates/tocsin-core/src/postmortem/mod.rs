@@ -11,6 +11,7 @@
 
 pub mod draft;
 pub mod merge;
+pub mod review;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
@@ -24,6 +25,10 @@ pub use draft::{
     draft, AlertGroup, ComponentImpact, Draft, DraftSection, Input, Person, StatusPost,
 };
 pub use merge::{merge, Conflict, ConflictRange};
+pub use review::{
+    check_review, parse_due_date, ActionPriority, ActionStatus, ReviewRefused, ReviewStatus,
+    REVIEW_TRANSITIONS,
+};
 pub use timeline::{key_events, KeyEvent, KeyKind};
 
 /// Most sections a template may have.
