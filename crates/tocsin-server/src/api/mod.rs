@@ -12,6 +12,7 @@ mod heartbeats;
 pub(crate) mod incidents;
 mod integrations;
 mod paging;
+pub(crate) mod postmortems;
 pub(crate) mod records;
 pub(crate) mod runbooks;
 pub(crate) mod schedules;
@@ -65,6 +66,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
         (name = "workflows", description = "Workflows: YAML definitions and their versions, dry-runs, runs with every step, approvals, and the secrets steps read by name"),
         (name = "runbooks", description = "Runbooks: markdown checklists with runnable steps, their versions and attach rules, and their progress on incidents"),
+        (name = "postmortems", description = "Postmortems generated from the incident's record: revisions with conflict detection, review, export, action items and the template"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -115,6 +117,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(workflow_runs::routes())
         .merge(secrets::routes())
         .merge(runbooks::routes())
+        .merge(postmortems::routes())
 }
 
 /// Parses a numeric id from a path segment.
