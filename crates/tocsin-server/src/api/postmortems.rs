@@ -33,16 +33,16 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_postmortem))
         .routes(routes!(list_postmortems))
         .routes(routes!(get_postmortem, update_postmortem))
-        .routes(routes!(save_body))
-        .routes(routes!(revisions))
-        .routes(routes!(add_reviewer))
-        .routes(routes!(approve))
-        .routes(routes!(export_markdown))
-        .routes(routes!(print))
-        .routes(routes!(list_items, create_item))
-        .routes(routes!(update_item))
-        .routes(routes!(all_items))
-        .routes(routes!(get_template, set_template))
+        .routes(routes!(save_postmortem_body))
+        .routes(routes!(postmortem_revisions))
+        .routes(routes!(add_postmortem_reviewer))
+        .routes(routes!(approve_postmortem))
+        .routes(routes!(export_postmortem_markdown))
+        .routes(routes!(print_postmortem))
+        .routes(routes!(list_postmortem_action_items, create_action_item))
+        .routes(routes!(update_action_item))
+        .routes(routes!(list_action_items))
+        .routes(routes!(get_postmortem_template, set_postmortem_template))
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
@@ -98,11 +98,19 @@ async fn create_postmortem(
             serde_json::Value::Number(n) => n.to_string(),
             _ => return Err(invalid(field, "must be an incident id or number")),
         };
-        ids.push(incident_id(&s).map_err(|_| invalid(&field, format!("`{s}` is not an incident")))?);
+        ids.push(
+            incident_id(&s).map_err(|_| invalid(&field, format!("`{s}` is not an incident")))?,
+        );
     }
     let rec = state
         .store
-        .create_postmortem(&ids, &state.settings, chrono_tz::UTC, &c.actor(), state.now())
+        .create_postmortem(
+            &ids,
+            &state.settings,
+            chrono_tz::UTC,
+            &c.actor(),
+            state.now(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
@@ -232,7 +240,11 @@ pub(crate) struct EditConflictDetail {
     conflicts: Vec<ConflictRange>,
 }
 
-pub(crate) fn conflict_response(current: String, revision: i64, ranges: Vec<ConflictRange>) -> Response {
+pub(crate) fn conflict_response(
+    current: String,
+    revision: i64,
+    ranges: Vec<ConflictRange>,
+) -> Response {
     let message = format!(
         "revision {revision} was saved meanwhile and changes the same lines in {} place(s); nothing was saved",
         ranges.len()
@@ -262,7 +274,7 @@ pub(crate) fn conflict_response(current: String, revision: i64, ranges: Vec<Conf
     responses((status = 200, body = Saved), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = EditConflict)),
     security(("token" = ["responder"])))]
-async fn save_body(
+async fn save_postmortem_body(
     State(state): State<AppState>,
     c: AsResponder,
     Path(id): Path<String>,
@@ -293,13 +305,16 @@ async fn save_body(
     params(("id" = i64, Path)),
     responses((status = 200, body = Vec<PostmortemRevision>), (status = 404, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
-async fn revisions(
+async fn postmortem_revisions(
     State(state): State<AppState>,
     _c: AsViewer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<PostmortemRevision>>> {
     Ok(Json(
-        state.store.postmortem_revisions(path_id("id", &id)?).await?,
+        state
+            .store
+            .postmortem_revisions(path_id("id", &id)?)
+            .await?,
     ))
 }
 
@@ -317,7 +332,7 @@ pub(crate) struct ReviewerRequest {
     responses((status = 200, body = PostmortemRecord), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse)),
     security(("token" = ["responder"])))]
-async fn add_reviewer(
+async fn add_postmortem_reviewer(
     State(state): State<AppState>,
     c: AsResponder,
     Path(id): Path<String>,
@@ -338,7 +353,7 @@ async fn add_reviewer(
     responses((status = 200, body = PostmortemRecord), (status = 404, body = ErrorResponse),
         (status = 409, body = ErrorResponse)),
     security(("token" = ["responder"])))]
-async fn approve(
+async fn approve_postmortem(
     State(state): State<AppState>,
     c: AsResponder,
     Path(id): Path<String>,
@@ -358,7 +373,7 @@ async fn approve(
     responses((status = 200, content_type = "text/markdown", body = String, description = "The Markdown document"),
         (status = 404, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
-async fn export_markdown(
+async fn export_postmortem_markdown(
     State(state): State<AppState>,
     _c: AsViewer,
     Path(id): Path<String>,
@@ -366,7 +381,10 @@ async fn export_markdown(
     let pm = state.store.postmortem(path_id("id", &id)?).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/markdown; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"postmortem-{}.md\"", pm.id),
@@ -387,7 +405,11 @@ pub(crate) fn print_html(pm: &PostmortemRecord) -> String {
             format!(
                 "{}{}",
                 escape(&r.name),
-                if r.approved_at.is_some() { " (approved)" } else { "" }
+                if r.approved_at.is_some() {
+                    " (approved)"
+                } else {
+                    ""
+                }
             )
         })
         .collect();
@@ -421,7 +443,7 @@ pub(crate) fn print_html(pm: &PostmortemRecord) -> String {
     responses((status = 200, content_type = "text/html", body = String, description = "The page"),
         (status = 404, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
-async fn print(
+async fn print_postmortem(
     State(state): State<AppState>,
     _c: AsViewer,
     Path(id): Path<String>,
@@ -475,7 +497,9 @@ impl ItemRequest {
             title: self.title,
             owner_id: self.owner_id,
             due_date: match self.due_date {
-                Some(Some(d)) if !d.trim().is_empty() => Some(Some(parse_due_date("due_date", &d)?)),
+                Some(Some(d)) if !d.trim().is_empty() => {
+                    Some(Some(parse_due_date("due_date", &d)?))
+                }
                 Some(_) => Some(None),
                 None => None,
             },
@@ -500,7 +524,7 @@ impl ItemRequest {
     params(("id" = i64, Path)),
     responses((status = 200, body = Vec<ActionItem>), (status = 404, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
-async fn list_items(
+async fn list_postmortem_action_items(
     State(state): State<AppState>,
     _c: AsViewer,
     Path(id): Path<String>,
@@ -521,7 +545,7 @@ async fn list_items(
     responses((status = 201, body = ActionItem), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse)),
     security(("token" = ["responder"])))]
-async fn create_item(
+async fn create_action_item(
     State(state): State<AppState>,
     c: AsResponder,
     Path(id): Path<String>,
@@ -541,7 +565,7 @@ async fn create_item(
     responses((status = 200, body = ActionItem), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse)),
     security(("token" = ["responder"])))]
-async fn update_item(
+async fn update_action_item(
     State(state): State<AppState>,
     c: AsResponder,
     Path((id, item_id)): Path<(String, String)>,
@@ -571,7 +595,7 @@ pub(crate) struct ItemQuery {
 #[utoipa::path(get, path = "/api/v1/action-items", tag = "postmortems", params(ItemQuery),
     responses((status = 200, body = Vec<ActionItem>), (status = 400, body = ErrorResponse)),
     security(("token" = ["viewer"])))]
-async fn all_items(
+async fn list_action_items(
     State(state): State<AppState>,
     _c: AsViewer,
     ApiQuery(q): ApiQuery<ItemQuery>,
@@ -594,7 +618,7 @@ async fn all_items(
 #[utoipa::path(get, path = "/api/v1/postmortem-template", tag = "postmortems",
     responses((status = 200, body = Object, description = "`{\"sections\": [{\"title\", \"hint\", \"generated\"}]}`")),
     security(("token" = ["viewer"])))]
-async fn get_template(
+async fn get_postmortem_template(
     State(state): State<AppState>,
     _c: AsViewer,
 ) -> ApiResult<Json<Template>> {
@@ -608,7 +632,7 @@ async fn get_template(
     request_body(content = Object, description = "`{\"sections\": [{\"title\", \"hint\", \"generated\"}]}`"),
     responses((status = 200, body = Object), (status = 400, body = ErrorResponse)),
     security(("token" = ["admin"])))]
-async fn set_template(
+async fn set_postmortem_template(
     State(state): State<AppState>,
     c: AsAdmin,
     ApiJson(t): ApiJson<Template>,

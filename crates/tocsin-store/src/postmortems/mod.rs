@@ -47,7 +47,7 @@ pub struct PostmortemRecord {
     pub body: String,
     /// The current revision's number (1: the generated draft).
     pub revision: i64,
-    /// The incidents it reviews, most severe first.
+    /// The incidents it reviews, by id.
     pub incident_ids: Vec<i64>,
     /// Who created it.
     pub created_by: Option<i64>,
