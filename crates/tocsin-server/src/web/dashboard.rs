@@ -125,6 +125,8 @@ struct Dashboard {
     mine: Vec<Row>,
     on_call: Vec<OnCallNow>,
     alerts: Vec<AlertRow>,
+    /// Action items past their due day, mine first.
+    overdue: Vec<super::postmortems::ItemRow>,
 }
 
 pub(crate) struct AlertRow {
@@ -219,7 +221,14 @@ async fn dashboard(State(state): State<AppState>, who: AsViewer) -> WebResult<Re
         .await?;
     let alerts = state.store.alerts(None, None, None, None, None, 8).await?;
     let names = Names::load(&state).await?;
+    let mut overdue = state.store.action_items(None, None, true, now).await?;
+    overdue.sort_by_key(|i| i.owner_id != Some(who.user_id()));
+    overdue.truncate(10);
     let body = Dashboard {
+        overdue: overdue
+            .into_iter()
+            .map(super::postmortems::ItemRow::of)
+            .collect(),
         open: rows(&state, &chrome, &names, &open.items),
         open_more: open.next_cursor.is_some(),
         mine: rows(&state, &chrome, &names, &mine.items),

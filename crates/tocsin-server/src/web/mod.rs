@@ -18,6 +18,7 @@ mod session;
 mod alerts;
 mod oncall;
 mod people;
+mod postmortems;
 mod room;
 mod runbooks;
 mod services;
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(statuspages::routes())
         .merge(workflows::routes())
         .merge(runbooks::routes())
+        .merge(postmortems::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())

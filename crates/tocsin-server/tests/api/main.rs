@@ -51,6 +51,7 @@ mod web;
 mod web_alerts;
 mod web_oncall;
 mod web_people;
+mod web_postmortems;
 mod web_room;
 mod web_services;
 mod web_status;
