@@ -458,7 +458,15 @@ impl Store {
             .unwrap_or("")
             .split_whitespace()
             .take(8)
-            .map(|w| format!("%{}%", w.to_lowercase()))
+            // The words are literal text: LIKE's wildcards in them are escaped.
+            .map(|w| {
+                let w = w
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("%{w}%")
+            })
             .collect();
         let mut sql = String::from(
             "SELECT id, title, status, revision, updated_at, published_at FROM postmortems \
@@ -467,7 +475,7 @@ impl Store {
         for i in 0..words.len() {
             let n = i + 3;
             sql.push_str(&format!(
-                " AND (LOWER(title) LIKE ${n} OR LOWER(body) LIKE ${n})"
+                " AND (LOWER(title) LIKE ${n} ESCAPE '\\' OR LOWER(body) LIKE ${n} ESCAPE '\\')"
             ));
         }
         sql.push_str(" ORDER BY updated_at DESC, id DESC LIMIT $2");
