@@ -134,6 +134,8 @@ pub(crate) struct RoomPage {
     pub status_panel: StatusPanel,
     /// The workflows panel.
     pub workflows_panel: crate::web::workflows::WorkflowsPanel,
+    /// Past incidents like this one.
+    pub similar: super::similar::SimilarPanel,
 }
 
 /// The button's words for a move from `from` to `to`.
@@ -454,6 +456,7 @@ pub(crate) async fn room(
         deliveries,
         status_panel: panel(state, &chrome, &inc, &status).await?,
         workflows_panel: crate::web::workflows::room_panel(state, who, &chrome, &inc).await?,
+        similar: super::similar::panel(state, &chrome, &inc).await,
         inc,
         chrome,
     })
