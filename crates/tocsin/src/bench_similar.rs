@@ -329,7 +329,7 @@ async fn seed(url: &str, incidents: u64) -> anyhow::Result<()> {
         let inc = store
             .declare_incident(&settings, &req, Some(admin.id), &actor, at)
             .await?;
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             let patch = IncidentPatch {
                 root_cause: Patch::Set(format!(
                     "{} ({})",
