@@ -15,7 +15,8 @@ crate::both_backends!(
     catches_up_with_changes,
     alert_opened_incident_finds_its_predecessor,
     refuses_bad_requests,
-    room_shows_similar_incidents_escaped
+    room_shows_similar_incidents_escaped,
+    declare_form_finds_similar_first
 );
 
 async fn declare(app: &TestApp, body: Value) -> i64 {
@@ -288,4 +289,60 @@ async fn room_shows_similar_incidents_escaped(app: TestApp) {
     assert!(page
         .html
         .contains("No past incident shares a distinctive word"));
+}
+
+async fn declare_form_finds_similar_first(app: TestApp) {
+    let svc = app
+        .post("/api/v1/services", json!({ "name": "billing" }))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let past = declare(&app, json!({ "title": "Invoice generation stalled" })).await;
+    app.patch(
+        &format!("/api/v1/incidents/{past}"),
+        json!({ "resolution_summary": "Restarted the invoice worker" }),
+    )
+    .await;
+    let web = signed_in(&app, "responder").await;
+    let before = app.counts().await;
+    let svc = svc.to_string();
+    let page = web
+        .post(
+            "/incidents/new/similar",
+            &[
+                ("title", "Invoices <em>stalled</em> again"),
+                ("severity", "SEV2"),
+                ("service_id", svc.as_str()),
+                ("description", "Nothing generated since 02:00"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    // Nothing declared; the form comes back as typed, escaped, paging left unticked.
+    assert_eq!(app.counts().await, before);
+    assert!(page
+        .html
+        .contains("value=\"Invoices &#60;em&#62;stalled&#60;/em&#62; again\""));
+    assert!(page
+        .html
+        .contains("Nothing generated since 02:00</textarea>"));
+    assert!(!page.html.contains("name=\"page\" value=\"1\" checked"));
+    let list = &page.html[page.html.find("id=\"similar\"").expect("similar list")..];
+    assert!(
+        list.contains(&format!("href=\"/incidents/INC-{past}\"")),
+        "{list}"
+    );
+    assert!(list.contains("Restarted the invoice worker"), "{list}");
+
+    // No words: the form says what is missing.
+    let page = web.post("/incidents/new/similar", &[("title", " ")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.html.contains("title: say what is wrong first"));
+    // A viewer may not declare, so may not use the declare form.
+    let viewer = signed_in(&app, "viewer").await;
+    let page = viewer
+        .post("/incidents/new/similar", &[("title", "Invoices")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
 }

@@ -39,22 +39,7 @@ pub(crate) async fn panel(state: &AppState, chrome: &Chrome, inc: &Incident) -> 
     };
     match found {
         Ok(hits) => SimilarPanel {
-            rows: hits
-                .into_iter()
-                .map(|s| SimilarRow {
-                    took: s
-                        .resolved_at
-                        .map(|r| format!("resolved in {}", elapsed(s.created_at, r)))
-                        .unwrap_or_default(),
-                    declared: chrome.time(&s.created_at),
-                    number: s.number,
-                    title: s.title,
-                    status: s.status,
-                    severity: s.severity,
-                    root_cause: s.root_cause.unwrap_or_default(),
-                    resolution: s.resolution_summary.unwrap_or_default(),
-                })
-                .collect(),
+            rows: rows(chrome, hits),
             failed: false,
         },
         Err(e) => {
@@ -65,4 +50,23 @@ pub(crate) async fn panel(state: &AppState, chrome: &Chrome, inc: &Incident) -> 
             }
         }
     }
+}
+
+/// The shown rows of ranked incidents.
+pub(crate) fn rows(chrome: &Chrome, hits: Vec<crate::similar::SimilarIncident>) -> Vec<SimilarRow> {
+    hits.into_iter()
+        .map(|s| SimilarRow {
+            took: s
+                .resolved_at
+                .map(|r| format!("resolved in {}", elapsed(s.created_at, r)))
+                .unwrap_or_default(),
+            declared: chrome.time(&s.created_at),
+            number: s.number,
+            title: s.title,
+            status: s.status,
+            severity: s.severity,
+            root_cause: s.root_cause.unwrap_or_default(),
+            resolution: s.resolution_summary.unwrap_or_default(),
+        })
+        .collect()
 }
