@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod metrics;
 mod ops;
 pub mod password;
+pub mod similar;
 pub mod smtp;
 pub mod state;
 pub mod status;

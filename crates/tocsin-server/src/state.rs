@@ -79,6 +79,8 @@ pub struct AppState {
     pub status_subscribe_limit: Arc<crate::status::SubscribeLimiter>,
     /// Workflow commands and channels the configuration offers.
     pub workflows: Arc<WorkflowSetup>,
+    /// Past incidents ranked by likeness, kept in memory and caught up from the event log.
+    pub similar: Arc<crate::similar::SimilarIndex>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
             login_failures: Arc::default(),
             status_email: false,
             workflows: Arc::default(),
+            similar: Arc::default(),
             status: Arc::new(crate::status::StatusCache::new(&store)),
             status_subscribe_limit: Arc::default(),
             store,

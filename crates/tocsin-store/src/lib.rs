@@ -32,6 +32,7 @@ mod secrets;
 mod service_overview;
 mod sessions;
 mod signing;
+mod similar;
 pub mod status;
 mod suppress;
 mod swaps;
@@ -68,6 +69,7 @@ pub use schedules::{ScheduleChanges, ScheduleOverride, StoredSchedule};
 pub use secrets::{hash_secret, random_token, AuthPrincipal, NewSecret};
 pub use service_overview::ServiceOverview;
 pub use sessions::{WebSession, SESSION_IDLE, SESSION_LIFETIME};
+pub use similar::{IncidentTouches, EVENT_LOOKBACK};
 pub use suppress::{NewSilence, NewWindow};
 pub use swaps::{NewSwapRequest, SwapAction, SwapRequest, SwapStatus};
 pub use verification::{

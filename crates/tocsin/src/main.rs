@@ -3,6 +3,7 @@
 mod bench;
 mod bench_pages;
 mod bench_paging;
+mod bench_similar;
 mod client;
 mod config;
 mod notify_config;
@@ -34,6 +35,8 @@ enum Command {
     BenchPaging(bench_paging::PagingArgs),
     /// Web UI page latency: seeds a database with 10,000 incidents and times each page's HTML (in-process server).
     BenchPages(bench_pages::PagesArgs),
+    /// Similar-incident search latency: seeds a database with 100,000 incidents and times searches (in-process server).
+    BenchSimilar(bench_similar::SimilarArgs),
     /// Public status pages: `export` writes them as static files, reading the database directly.
     #[command(subcommand)]
     Status(status_cmd::StatusCmd),
@@ -52,6 +55,7 @@ async fn main() {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchPaging(args) => bench_paging::run(args).await,
         Command::BenchPages(args) => bench_pages::run(args).await,
+        Command::BenchSimilar(args) => bench_similar::run(args).await,
         Command::Status(cmd) => status_cmd::run(cmd).await,
     };
     if let Err(e) = result {

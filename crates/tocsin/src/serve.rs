@@ -157,6 +157,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.set_public_url(state.public_url.as_deref().unwrap_or_default());
     state.workflows = Arc::new(workflow_setup);
     let notify_providers = notify.providers.by_channel();
+    // Build the similar-incident index now rather than on the first search;
+    // searches made before it is built wait for it.
+    {
+        let (similar, store) = (state.similar.clone(), store.clone());
+        tokio::spawn(async move {
+            if let Err(e) = similar.refresh(&store).await {
+                tracing::warn!(error = %e, "building the similar-incident index failed; the next search retries");
+            }
+        });
+    }
     // Background work stops when the HTTP server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let heartbeats = tokio::spawn(tocsin_engine::heartbeat::run(

@@ -17,6 +17,7 @@ pub(crate) mod records;
 pub(crate) mod runbooks;
 pub(crate) mod schedules;
 pub(crate) mod secrets;
+pub(crate) mod similar;
 pub(crate) mod snippets;
 pub(crate) mod status_components;
 pub(crate) mod status_pages;
@@ -65,6 +66,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "escalation", description = "Escalation policies: who is paged, in what order, and who would be paged now"),
         (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
         (name = "workflows", description = "Workflows: YAML definitions and their versions, dry-runs, runs with every step, approvals, and the secrets steps read by name"),
+        (name = "similar", description = "Similar incidents: past incidents most like an incident or a text, with how they were resolved"),
         (name = "runbooks", description = "Runbooks: markdown checklists with runnable steps, their versions and attach rules, and their progress on incidents"),
         (name = "postmortems", description = "Postmortems generated from the incident's record: revisions with conflict detection, review, export, action items and the template"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
@@ -118,6 +120,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(secrets::routes())
         .merge(runbooks::routes())
         .merge(postmortems::routes())
+        .merge(similar::routes())
 }
 
 /// Parses a numeric id from a path segment.

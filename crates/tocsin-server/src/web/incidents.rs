@@ -20,6 +20,10 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/incidents", get(list).post(declare))
         .route("/incidents/new", get(declare_form))
+        .route(
+            "/incidents/new/similar",
+            axum::routing::post(declare_similar),
+        )
 }
 
 /// The list's query: the API's filters, each one value, as a form sends them.
@@ -218,10 +222,49 @@ struct DeclarePage {
     service_id: String,
     description: String,
     page: bool,
+    /// Past incidents like the one typed, when asked for.
+    similar: Option<Vec<super::room::similar::SimilarRow>>,
 }
 
 async fn declare_form(State(state): State<AppState>, who: AsResponder) -> WebResult<Response> {
-    declare_page(&state, &who, DeclareForm::default(), None).await
+    declare_page(&state, &who, DeclareForm::default(), None, None).await
+}
+
+/// "Find similar first": the form again, as typed, with the past incidents
+/// most like its title and description (ranked higher on its service).
+async fn declare_similar(
+    State(state): State<AppState>,
+    who: AsResponder,
+    CsrfForm(f): CsrfForm<DeclareForm>,
+) -> WebResult<Response> {
+    let text = format!(
+        "{}\n{}",
+        f.title.as_deref().unwrap_or_default(),
+        f.description.as_deref().unwrap_or_default()
+    );
+    if text.trim().is_empty() {
+        return declare_page(
+            &state,
+            &who,
+            f,
+            Some("title: say what is wrong first".into()),
+            None,
+        )
+        .await;
+    }
+    let query = tocsin_core::similar::SimilarDoc {
+        title: f.title.clone().unwrap_or_default(),
+        description: f.description.clone().unwrap_or_default(),
+        service_ids: f
+            .service_id
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let hits = crate::similar::similar(&state, &query, 5, None).await?;
+    declare_page(&state, &who, f, None, Some(hits)).await
 }
 
 async fn declare_page(
@@ -229,10 +272,15 @@ async fn declare_page(
     who: &AsResponder,
     f: DeclareForm,
     error: Option<String>,
+    similar: Option<Vec<crate::similar::SimilarIncident>>,
 ) -> WebResult<Response> {
     let failed = error.is_some();
+    // A fresh form offers paging; one coming back keeps what was ticked.
+    let fresh = !failed && similar.is_none();
+    let chrome = Chrome::new(&who.0, "incidents", "Declare an incident");
     let body = DeclarePage {
-        chrome: Chrome::new(&who.0, "incidents", "Declare an incident"),
+        similar: similar.map(|hits| super::room::similar::rows(&chrome, hits)),
+        page: f.page.is_some() || fresh,
         severities: state
             .settings
             .severities
@@ -254,7 +302,7 @@ async fn declare_page(
         severity: f.severity.unwrap_or_default(),
         service_id: f.service_id.unwrap_or_default(),
         description: f.description.unwrap_or_default(),
-        page: f.page.is_some() || !failed,
+        chrome,
     };
     let mut resp = page(&body);
     if failed {
@@ -289,6 +337,7 @@ async fn declare(
                 &who,
                 f,
                 Some("service: choose one from the list".into()),
+                None,
             )
             .await
         }
@@ -317,7 +366,14 @@ async fn declare(
     {
         Ok(inc) => Ok(see_other(format!("/incidents/{}", inc.number))),
         Err(tocsin_store::StoreError::Invalid(e)) => {
-            declare_page(&state, &who, f, Some(format!("{}: {}", e.field, e.message))).await
+            declare_page(
+                &state,
+                &who,
+                f,
+                Some(format!("{}: {}", e.field, e.message)),
+                None,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }

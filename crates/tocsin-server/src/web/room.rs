@@ -5,6 +5,7 @@
 //! to the room (303); a refusal shows the error page with the API's status.
 
 mod runbooks;
+pub(crate) mod similar;
 mod status;
 mod timeline;
 mod view;

@@ -29,6 +29,7 @@ mod heartbeats;
 mod ingest;
 mod integrations;
 mod learning_postmortems;
+mod learning_similar;
 mod lifecycle;
 mod openapi;
 mod ops;

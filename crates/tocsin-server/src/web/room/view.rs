@@ -136,6 +136,8 @@ pub(crate) struct RoomPage {
     pub workflows_panel: crate::web::workflows::WorkflowsPanel,
     /// The incident's postmortem, if it has one.
     pub postmortem: Option<i64>,
+    /// Past incidents like this one.
+    pub similar: super::similar::SimilarPanel,
 }
 
 /// The button's words for a move from `from` to `to`.
@@ -457,6 +459,7 @@ pub(crate) async fn room(
         status_panel: panel(state, &chrome, &inc, &status).await?,
         workflows_panel: crate::web::workflows::room_panel(state, who, &chrome, &inc).await?,
         postmortem: state.store.postmortem_of_incident(inc.id).await?,
+        similar: super::similar::panel(state, &chrome, &inc).await,
         inc,
         chrome,
     })
