@@ -172,13 +172,15 @@ pub struct SimilarIncident {
     pub root_cause: Option<String>,
     /// How it was resolved, as recorded.
     pub resolution_summary: Option<String>,
+    /// The postmortem reviewing it, if there is one (`/postmortems/{id}`).
+    pub postmortem_id: Option<i64>,
     /// Relevance (BM25F, higher is more similar); comparable within one search only.
     pub score: f64,
 }
 
 impl SimilarIncident {
     /// The shown form of a ranked incident.
-    pub fn of(i: &Incident, score: f64) -> SimilarIncident {
+    pub fn of(i: &Incident, postmortem_id: Option<i64>, score: f64) -> SimilarIncident {
         SimilarIncident {
             id: i.id,
             number: i.number.clone(),
@@ -193,6 +195,7 @@ impl SimilarIncident {
                 .map(|r| (r - i.created_at).num_milliseconds().max(0)),
             root_cause: i.root_cause.clone(),
             resolution_summary: i.resolution_summary.clone(),
+            postmortem_id,
             score: (score * 1000.0).round() / 1000.0,
         }
     }
@@ -213,7 +216,10 @@ pub async fn similar(
     let mut out = Vec::with_capacity(hits.len());
     for (id, score) in hits {
         match state.store.incident(id).await {
-            Ok(i) => out.push(SimilarIncident::of(&i, score)),
+            Ok(i) => {
+                let postmortem = state.store.postmortem_of_incident(id).await?;
+                out.push(SimilarIncident::of(&i, postmortem, score));
+            }
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }

@@ -282,8 +282,22 @@ async fn room_shows_similar_incidents_escaped(app: TestApp) {
     );
     assert!(panel.contains("Raised maxmemory to 8 GB"), "{panel}");
     assert!(panel.contains("resolved in 1h 30m"), "{panel}");
+    assert!(!panel.contains("/postmortems/"), "{panel}");
     assert!(!panel.contains("<script>"), "{panel}");
     assert!(!panel.contains(&format!("INC-{now}\"")), "{panel}");
+
+    // Once a postmortem reviews the past incident, the panel links it.
+    let r = app
+        .post(&format!("/api/v1/incidents/{past}/postmortem"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let pm = r.body["id"].as_i64().unwrap();
+    let page = web.get(&format!("/incidents/INC-{now}")).await;
+    assert!(page
+        .html
+        .contains(&format!("<a href=\"/postmortems/{pm}\">postmortem</a>")));
+    let r = app.get(&format!("/api/v1/incidents/{now}/similar")).await;
+    assert_eq!(r.body["results"][0]["postmortem_id"], pm);
 
     let page = web.get(&format!("/incidents/INC-{lonely}")).await;
     assert!(page

@@ -22,6 +22,8 @@ pub(crate) struct SimilarRow {
     /// Root cause and resolution as recorded, each possibly empty.
     pub root_cause: String,
     pub resolution: String,
+    /// `/postmortems/{id}` when one reviews it.
+    pub postmortem: Option<i64>,
 }
 
 /// What the panel shows.
@@ -67,6 +69,7 @@ pub(crate) fn rows(chrome: &Chrome, hits: Vec<crate::similar::SimilarIncident>) 
             severity: s.severity,
             root_cause: s.root_cause.unwrap_or_default(),
             resolution: s.resolution_summary.unwrap_or_default(),
+            postmortem: s.postmortem_id,
         })
         .collect()
 }
