@@ -7,6 +7,7 @@
 
 mod action_links;
 mod alerts;
+mod analytics;
 mod batch;
 mod calendar_feeds;
 mod changes;
@@ -47,6 +48,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use action_links::{ActionLinkError, ActionLinkOutcome, ActionLinkPreview};
 pub use alerts::{AlertOutcome, MAX_RAW};
+pub use analytics::utc_day;
 pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use contact_methods::{ContactMethodChanges, NotificationSetup, StoredContactMethod};

@@ -62,6 +62,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (19, include_str!("../migrations/sqlite/0019_workflows.sql")),
     (21, include_str!("../migrations/sqlite/0021_runbooks.sql")),
+    (23, include_str!("../migrations/sqlite/0023_analytics.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -132,6 +133,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0019_workflows.sql"),
     ),
     (21, include_str!("../migrations/postgres/0021_runbooks.sql")),
+    (
+        23,
+        include_str!("../migrations/postgres/0023_analytics.sql"),
+    ),
 ];
 
 // Any constant works; it only has to be the same on every node.
@@ -212,6 +217,9 @@ impl Store {
         for (version, sql) in self.migrations().iter().filter(|(v, _)| *v > current) {
             let mut tx = sqlx::Connection::begin(&mut **conn).await?;
             tx.execute(sqlx::raw_sql(sql)).await?;
+            if *version == crate::analytics::FACTS_VERSION {
+                crate::analytics::backfill_facts(&mut tx).await?;
+            }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(*version)
                 .bind(now_ms)
@@ -232,11 +240,11 @@ mod tests {
         let versions = |m: &[(i64, &str)]| m.iter().map(|(v, _)| *v).collect::<Vec<_>>();
         assert_eq!(versions(super::SQLITE), versions(super::POSTGRES));
         let v = versions(super::SQLITE);
-        // 20 is taken by a change made alongside 21; once both are in, the
-        // list has no gap again.
+        // 20 is taken by a change made alongside 21, and 22 (postmortems) by
+        // one made alongside 23 (analytics); once both are in, no gap again.
         assert!(
             v.windows(2)
-                .all(|w| w[1] == w[0] + 1 || (w[0], w[1]) == (19, 21))
+                .all(|w| w[1] == w[0] + 1 || (w[0], w[1]) == (19, 21) || (w[0], w[1]) == (21, 23))
                 && v[0] == 1,
             "versions are 1, 2, 3, …: {v:?}"
         );

@@ -3,6 +3,7 @@
 mod access;
 mod alert_rules;
 mod alerts;
+mod analytics;
 mod calendar;
 mod contact_methods;
 pub(crate) mod directory;
@@ -65,6 +66,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "status pages", description = "Status pages: their settings, components and status history, published incidents and maintenances, templates and subscribers"),
         (name = "workflows", description = "Workflows: YAML definitions and their versions, dry-runs, runs with every step, approvals, and the secrets steps read by name"),
         (name = "runbooks", description = "Runbooks: markdown checklists with runnable steps, their versions and attach rules, and their progress on incidents"),
+        (name = "analytics", description = "Metrics and reports: incident durations per group, weekly trends, alert noise and on-call load, as JSON or CSV"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -115,6 +117,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(workflow_runs::routes())
         .merge(secrets::routes())
         .merge(runbooks::routes())
+        .merge(analytics::routes())
 }
 
 /// Parses a numeric id from a path segment.

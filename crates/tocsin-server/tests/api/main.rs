@@ -28,6 +28,7 @@ mod handoffs;
 mod heartbeats;
 mod ingest;
 mod integrations;
+mod learning_analytics;
 mod lifecycle;
 mod openapi;
 mod ops;
