@@ -135,11 +135,17 @@ impl Store {
 
     /// The exact facts of every incident declared in `window`, by declaration.
     pub async fn incident_facts(&self, window: Window) -> Result<Vec<IncidentFacts>, StoreError> {
-        self.facts_between(to_millis(window.from), to_millis(window.to))
+        self.facts_between(to_millis(window.from), to_millis(window.to), true)
             .await
     }
 
-    async fn facts_between(&self, from: i64, to: i64) -> Result<Vec<IncidentFacts>, StoreError> {
+    // Without `groups`, services and teams are left empty (one query instead of three).
+    async fn facts_between(
+        &self,
+        from: i64,
+        to: i64,
+        groups: bool,
+    ) -> Result<Vec<IncidentFacts>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.incident_id, f.severity, f.began_at, f.noticed_at, f.declared_at, \
              f.acknowledged_at, f.mitigated_at, f.resolved_at, \
@@ -152,16 +158,23 @@ impl Store {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        let links = sqlx::query(
-            "SELECT s.incident_id, s.service_id FROM incident_services s \
-             JOIN analytics_facts f ON f.incident_id = s.incident_id \
-             WHERE f.declared_at >= $1 AND f.declared_at < $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let teams = self.service_teams().await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (links, teams) = if groups {
+            let links = sqlx::query(
+                "SELECT s.incident_id, s.service_id FROM incident_services s \
+                 JOIN analytics_facts f ON f.incident_id = s.incident_id \
+                 WHERE f.declared_at >= $1 AND f.declared_at < $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+            (links, self.service_teams().await?)
+        } else {
+            (Vec::new(), HashMap::new())
+        };
         let mut services: HashMap<i64, Vec<i64>> = HashMap::new();
         for l in links {
             services
@@ -251,7 +264,7 @@ impl Store {
             return Ok(());
         };
         let facts = self
-            .facts_between(first.0 * DAY_MS, (last.0 + 1) * DAY_MS)
+            .facts_between(first.0 * DAY_MS, (last.0 + 1) * DAY_MS, true)
             .await?;
         let wanted: BTreeSet<i64> = days.iter().map(|d| d.0).collect();
         let mut rows: BTreeMap<(i64, &'static str, i64, String), Rollup> = BTreeMap::new();
@@ -369,7 +382,8 @@ impl Store {
             }
         }
         for (s, e) in edges {
-            for f in self.facts_between(s, e).await? {
+            let groups = matches!(by, GroupBy::Service | GroupBy::Team);
+            for f in self.facts_between(s, e, groups).await? {
                 if let Some(b) = bucket_of(to_millis(f.declared_at)) {
                     for key in GroupKey::of(&f, by) {
                         out[b].entry(key).or_default().add(&f);
@@ -484,5 +498,97 @@ impl Store {
             ));
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Writes incidents as they are (ids, numbers and instants already set)
+    /// with their services and analytics facts, in one transaction of
+    /// multi-row inserts, and marks their days changed. For benchmark data
+    /// sets of millions of incidents: no events, no search index, no paging.
+    pub async fn bench_insert_incidents(
+        &self,
+        settings: &tocsin_core::settings::IncidentSettings,
+        incidents: &[Incident],
+    ) -> Result<(), StoreError> {
+        const ROWS: usize = 400;
+        let mut w = self.write().await?;
+        let mut days = BTreeSet::new();
+        for chunk in incidents.chunks(ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO incidents (id, status, severity, severity_rank, priority, incident_type, \
+                 assignee_id, created_at, updated_at, doc) VALUES ",
+            );
+            push_rows(&mut sql, chunk.len(), 10);
+            let mut q = sqlx::query(&sql);
+            for inc in chunk {
+                q = q
+                    .bind(inc.id)
+                    .bind(inc.status.as_str())
+                    .bind(inc.severity.clone())
+                    .bind(settings.severity_rank(&inc.severity) as i64)
+                    .bind(inc.priority.as_str())
+                    .bind(inc.incident_type.clone())
+                    .bind(inc.assignee_id)
+                    .bind(to_millis(inc.created_at))
+                    .bind(to_millis(inc.updated_at))
+                    .bind(serde_json::to_string(inc).map_err(json_err)?);
+            }
+            q.execute(&mut *w.tx).await?;
+            let links: Vec<(i64, i64)> = chunk
+                .iter()
+                .flat_map(|i| i.service_ids.iter().map(move |s| (i.id, *s)))
+                .collect();
+            if !links.is_empty() {
+                let mut sql =
+                    String::from("INSERT INTO incident_services (incident_id, service_id) VALUES ");
+                push_rows(&mut sql, links.len(), 2);
+                let mut q = sqlx::query(&sql);
+                for (i, s) in links {
+                    q = q.bind(i).bind(s);
+                }
+                q.execute(&mut *w.tx).await?;
+            }
+            let mut sql = String::from(
+                "INSERT INTO analytics_facts (incident_id, day, declared_at, severity, began_at, noticed_at, \
+                 acknowledged_at, mitigated_at, resolved_at) VALUES ",
+            );
+            push_rows(&mut sql, chunk.len(), 9);
+            let mut q = sqlx::query(&sql);
+            for inc in chunk {
+                let declared = to_millis(inc.created_at);
+                days.insert(utc_day(declared));
+                q = q
+                    .bind(inc.id)
+                    .bind(utc_day(declared))
+                    .bind(declared)
+                    .bind(inc.severity.clone())
+                    .bind(inc.occurred_at.map(to_millis))
+                    .bind(to_millis(inc.detected_at.unwrap_or(inc.created_at)))
+                    .bind(inc.acknowledged_at.map(to_millis))
+                    .bind(inc.mitigated_at.map(to_millis))
+                    .bind(inc.resolved_at.map(to_millis));
+            }
+            q.execute(&mut *w.tx).await?;
+        }
+        for day in days {
+            bump_day(&mut w.tx, day).await?;
+        }
+        w.commit().await
+    }
+}
+
+fn push_rows(sql: &mut String, rows: usize, cols: usize) {
+    let mut n = 0;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            n += 1;
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${n}"));
+        }
+        sql.push(')');
     }
 }

@@ -1,6 +1,7 @@
 //! `tocsin`: the server and its command-line client in one binary.
 
 mod bench;
+mod bench_analytics;
 mod bench_pages;
 mod bench_paging;
 mod client;
@@ -34,6 +35,8 @@ enum Command {
     BenchPaging(bench_paging::PagingArgs),
     /// Web UI page latency: seeds a database with 10,000 incidents and times each page's HTML (in-process server).
     BenchPages(bench_pages::PagesArgs),
+    /// Analytics latency: writes a million synthetic incidents with rollups and times the analytics endpoints (in-process server).
+    BenchAnalytics(bench_analytics::AnalyticsArgs),
     /// Public status pages: `export` writes them as static files, reading the database directly.
     #[command(subcommand)]
     Status(status_cmd::StatusCmd),
@@ -52,6 +55,7 @@ async fn main() {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchPaging(args) => bench_paging::run(args).await,
         Command::BenchPages(args) => bench_pages::run(args).await,
+        Command::BenchAnalytics(args) => bench_analytics::run(args).await,
         Command::Status(cmd) => status_cmd::run(cmd).await,
     };
     if let Err(e) = result {

@@ -16,6 +16,7 @@ pub(crate) mod markdown;
 mod session;
 
 mod alerts;
+mod analytics;
 mod oncall;
 mod people;
 mod room;
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(statuspages::routes())
         .merge(workflows::routes())
         .merge(runbooks::routes())
+        .merge(analytics::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())

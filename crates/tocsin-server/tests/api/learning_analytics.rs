@@ -17,7 +17,7 @@ use crate::support::{t, TestApp};
 
 const MIN: i64 = 60_000;
 
-struct Data {
+pub(crate) struct Data {
     api: i64,
     db: i64,
     payments: i64,
@@ -47,7 +47,7 @@ async fn at_move(app: &TestApp, id: i64, at: &str, status: &str) {
 /// | I4  | Wed 01-14 09:00  | api      | SEV2 | 6m   | –    | –    |              |
 ///
 /// api belongs to team Payments, db to team Storage.
-async fn data(app: &TestApp) -> Data {
+pub(crate) async fn data(app: &TestApp) -> Data {
     let payments = post_id(app, "/api/v1/teams", json!({ "name": "Payments" })).await;
     let storage = post_id(app, "/api/v1/teams", json!({ "name": "Storage" })).await;
     let api = post_id(
@@ -579,17 +579,19 @@ async fn paged_user(app: &TestApp, name: &str, zone: &str) -> i64 {
 /// Berlin: 5 pages, 4 outside working hours, 3 at night, 3 disturbed nights,
 /// longest streak 2 (Jan 8, 9). Los Angeles: 5 pages, all outside working
 /// hours, 1 at night, 1 disturbed night, streak 1.
-async fn night_pages_are_counted_in_each_persons_zone(app: TestApp) {
-    let berlin = paged_user(&app, "Berta", "Europe/Berlin").await;
-    let la = paged_user(&app, "Lars", "America/Los_Angeles").await;
+/// Pages Berta (Berlin) and Lars (Los Angeles) together at the five instants
+/// below; their ids.
+pub(crate) async fn page_two_zones(app: &TestApp) -> (i64, i64) {
+    let berlin = paged_user(app, "Berta", "Europe/Berlin").await;
+    let la = paged_user(app, "Lars", "America/Los_Angeles").await;
     let policy = post_id(
-        &app,
+        app,
         "/api/v1/escalation-policies",
         json!({ "name": "Both", "repeat": 0, "levels": [
             { "targets": [{ "user": berlin }, { "user": la }], "delay_minutes": 30 }] }),
     )
     .await;
-    let svc = post_id(&app, "/api/v1/services", json!({ "name": "pager" })).await;
+    let svc = post_id(app, "/api/v1/services", json!({ "name": "pager" })).await;
     let r = app
         .call(
             Method::PUT,
@@ -619,6 +621,11 @@ async fn night_pages_are_counted_in_each_persons_zone(app: TestApp) {
         assert_eq!(app.move_to(id, "acknowledged").await.status, StatusCode::OK);
     }
     assert_eq!(rec.requests().len(), 10);
+    (berlin, la)
+}
+
+async fn night_pages_are_counted_in_each_persons_zone(app: TestApp) {
+    let (berlin, la) = page_two_zones(&app).await;
     let o = get_ok(&app, &format!("/api/v1/analytics/oncall?{WINDOW}")).await;
     let person = |id: i64| {
         o["people"]

@@ -49,6 +49,7 @@ mod users_deactivate;
 mod verification;
 mod web;
 mod web_alerts;
+mod web_analytics;
 mod web_oncall;
 mod web_people;
 mod web_room;
