@@ -306,7 +306,13 @@ async fn use_rollups(state: &AppState, mode: Mode, w: Window) -> Result<bool, Ap
     Ok(match mode {
         Mode::Exact => false,
         Mode::Rollups => true,
-        Mode::Auto => state.store.incidents_declared(w).await? > EXACT_LIMIT,
+        Mode::Auto => {
+            state
+                .store
+                .incidents_declared_up_to(w, EXACT_LIMIT + 1)
+                .await?
+                > EXACT_LIMIT
+        }
     })
 }
 

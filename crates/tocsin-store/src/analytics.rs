@@ -12,6 +12,7 @@
 //! for the partial days at its edges.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, Row};
 use tocsin_core::analytics::noise::AlertFacts;
@@ -23,6 +24,31 @@ use tocsin_core::time::{from_millis, to_millis};
 
 use crate::tx::WriteTx;
 use crate::{Store, StoreError};
+
+/// Rollups already read, by (group kind, start ms, end ms, day version): a
+/// whole day's from its rows, a part-day's from its facts. An entry is only
+/// found while its day's version is unchanged, so it is never stale; the map is
+/// emptied when it grows past `CACHE_ENTRIES`.
+#[derive(Default)]
+pub(crate) struct RollupCache(
+    std::sync::Mutex<HashMap<(&'static str, i64, i64, i64), Arc<Vec<(GroupKey, Rollup)>>>>,
+);
+const CACHE_ENTRIES: usize = 50_000;
+
+impl RollupCache {
+    fn get(&self, key: &(&'static str, i64, i64, i64)) -> Option<Arc<Vec<(GroupKey, Rollup)>>> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn put(&self, key: (&'static str, i64, i64, i64), value: Arc<Vec<(GroupKey, Rollup)>>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+}
 
 /// The migration that adds the facts table; existing incidents are copied in.
 pub(crate) const FACTS_VERSION: i64 = 23;
@@ -124,11 +150,23 @@ fn json_err(e: serde_json::Error) -> StoreError {
 impl Store {
     /// Incidents declared in `window`: how many, from the facts index.
     pub async fn incidents_declared(&self, window: Window) -> Result<i64, StoreError> {
+        self.incidents_declared_up_to(window, i64::MAX).await
+    }
+
+    /// Incidents declared in `window`, counted up to `cap` (cheaper than
+    /// counting them all when only "more than `cap`?" matters).
+    pub async fn incidents_declared_up_to(
+        &self,
+        window: Window,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM analytics_facts WHERE declared_at >= $1 AND declared_at < $2",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM analytics_facts \
+             WHERE declared_at >= $1 AND declared_at < $2 LIMIT $3) capped",
         )
         .bind(to_millis(window.from))
         .bind(to_millis(window.to))
+        .bind(cap)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -342,53 +380,134 @@ impl Store {
             let i = starts.partition_point(|&s| s <= ms);
             i.checked_sub(1).filter(|&i| ms < to_millis(buckets[i].to))
         };
-        // A day is whole when it lies inside one bucket.
+        // A day is whole when it lies inside one bucket; other days are cut at
+        // bucket boundaries into pieces read from facts.
         let (d0, d1) = (utc_day(lo), utc_day(hi - 1) + 1);
-        let mut whole: HashMap<i64, usize> = HashMap::new();
-        let mut edges: Vec<(i64, i64)> = Vec::new();
+        let mut whole: Vec<(i64, usize)> = Vec::new();
+        let mut pieces: Vec<(i64, i64, i64, usize)> = Vec::new();
         for day in d0..d1 {
-            let (s, e) = (day * DAY_MS, (day + 1) * DAY_MS);
-            match (bucket_of(s), bucket_of(e - 1)) {
-                (Some(a), Some(b)) if a == b => {
-                    whole.insert(day, a);
-                }
+            let (s, e) = ((day * DAY_MS).max(lo), ((day + 1) * DAY_MS).min(hi));
+            match (bucket_of(day * DAY_MS), bucket_of((day + 1) * DAY_MS - 1)) {
+                (Some(a), Some(b)) if a == b => whole.push((day, a)),
                 _ => {
-                    let (s, e) = (s.max(lo), e.min(hi));
-                    match edges.last_mut() {
-                        Some(last) if last.1 == s => last.1 = e,
-                        _ => edges.push((s, e)),
+                    let mut cut = s;
+                    while cut < e {
+                        let Some(b) = bucket_of(cut) else { break };
+                        let end = to_millis(buckets[b].to).min(e);
+                        pieces.push((day, cut, end, b));
+                        cut = end;
                     }
                 }
             }
         }
         if !whole.is_empty() {
             self.refresh_rollups(d0, d1).await?;
+        }
+        // Each day's version, and whether its stored rollups are of that version;
+        // a whole day whose rollups a concurrent change made stale again is read
+        // from facts like a part-day.
+        let mut versions: HashMap<i64, i64> = HashMap::new();
+        let mut fresh: BTreeSet<i64> = BTreeSet::new();
+        for r in sqlx::query(
+            "SELECT d.day, d.version, r.version AS rolled FROM analytics_days d \
+             LEFT JOIN analytics_rolled r ON r.day = d.day WHERE d.day >= $1 AND d.day < $2",
+        )
+        .bind(d0)
+        .bind(d1)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (day, v): (i64, i64) = (r.try_get("day")?, r.try_get("version")?);
+            if r.try_get::<Option<i64>, _>("rolled")? == Some(v) {
+                fresh.insert(day);
+            }
+            versions.insert(day, v);
+        }
+        whole.retain(|&(day, b)| {
+            let ok = fresh.contains(&day) || !versions.contains_key(&day);
+            if !ok {
+                pieces.push((day, day * DAY_MS, (day + 1) * DAY_MS, b));
+            }
+            ok
+        });
+        let kind = kind_of(by);
+        // Cached per grouping, not per row kind: `all` rows give both All and Severity keys.
+        let by_name = match by {
+            GroupBy::All => "all",
+            GroupBy::Severity => "severity",
+            GroupBy::Service => "service",
+            GroupBy::Team => "team",
+        };
+        let cache = &self.analytics_cache;
+        let mut missing: Vec<(i64, usize)> = Vec::new();
+        for &(day, b) in &whole {
+            let Some(&v) = versions.get(&day) else {
+                continue;
+            };
+            match cache.get(&(by_name, day * DAY_MS, (day + 1) * DAY_MS, v)) {
+                Some(rows) => rows.iter().for_each(|(k, r)| {
+                    out[b].entry(k.clone()).or_default().merge(r);
+                }),
+                None => missing.push((day, b)),
+            }
+        }
+        if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
             let rows = sqlx::query(
                 "SELECT day, group_id, severity, rollup FROM analytics_rollups \
                  WHERE group_kind = $1 AND day >= $2 AND day < $3",
             )
-            .bind(kind_of(by))
-            .bind(d0)
-            .bind(d1)
+            .bind(kind)
+            .bind(first.0)
+            .bind(last.0 + 1)
             .fetch_all(&self.pool)
             .await?;
+            let want: HashMap<i64, usize> = missing.iter().copied().collect();
+            let mut by_day: BTreeMap<i64, Vec<(GroupKey, Rollup)>> = BTreeMap::new();
             for r in rows {
                 let day: i64 = r.try_get("day")?;
-                let Some(&b) = whole.get(&day) else { continue };
+                if !want.contains_key(&day) {
+                    continue;
+                }
                 let text: String = r.try_get("rollup")?;
                 let rollup: Rollup = serde_json::from_str(&text).map_err(json_err)?;
                 let key = key_of(by, r.try_get("group_id")?, r.try_get("severity")?);
-                out[b].entry(key).or_default().merge(&rollup);
+                by_day.entry(day).or_default().push((key, rollup));
+            }
+            for (day, b) in missing {
+                let rows = by_day.remove(&day).unwrap_or_default();
+                for (k, r) in &rows {
+                    out[b].entry(k.clone()).or_default().merge(r);
+                }
+                if let Some(&v) = versions.get(&day) {
+                    cache.put(
+                        (by_name, day * DAY_MS, (day + 1) * DAY_MS, v),
+                        Arc::new(rows),
+                    );
+                }
             }
         }
-        for (s, e) in edges {
-            let groups = matches!(by, GroupBy::Service | GroupBy::Team);
-            for f in self.facts_between(s, e, groups).await? {
-                if let Some(b) = bucket_of(to_millis(f.declared_at)) {
-                    for key in GroupKey::of(&f, by) {
-                        out[b].entry(key).or_default().add(&f);
+        let groups = matches!(by, GroupBy::Service | GroupBy::Team);
+        for (day, s, e, b) in pieces {
+            let Some(&v) = versions.get(&day) else {
+                continue;
+            };
+            let key = (by_name, s, e, v);
+            let rows = match cache.get(&key) {
+                Some(rows) => rows,
+                None => {
+                    let mut m: BTreeMap<GroupKey, Rollup> = BTreeMap::new();
+                    for f in self.facts_between(s, e, groups).await? {
+                        for k in GroupKey::of(&f, by) {
+                            m.entry(k).or_default().add(&f);
+                        }
                     }
+                    let rows = Arc::new(m.into_iter().collect::<Vec<_>>());
+                    cache.put(key, rows.clone());
+                    rows
                 }
+            };
+            for (k, r) in rows.iter() {
+                out[b].entry(k.clone()).or_default().merge(r);
             }
         }
         Ok(out)

@@ -144,6 +144,8 @@ pub struct Store {
     workflows: Arc<workflows::Shared>,
     // Set on a store acting for a workflow run (Store::with_cause).
     cause: Option<Arc<workflows::Cause>>,
+    // Parsed rollups of days and of part-days, keyed by the day's version (analytics.rs).
+    analytics_cache: Arc<analytics::RollupCache>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -207,6 +209,7 @@ impl Store {
             status_mail_wake: Arc::default(),
             status_watch: Arc::new(tokio::sync::watch::channel(0).0),
             key_cache: Arc::default(),
+            analytics_cache: Arc::default(),
             workflows: Arc::default(),
             cause: None,
         })

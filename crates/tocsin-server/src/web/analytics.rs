@@ -310,7 +310,12 @@ async fn metric_bins(
         60_000, 300_000, 900_000, 1_800_000, 3_600_000, 14_400_000, 86_400_000,
     ];
     let w = crate::analytics::window(q, state.clock.now())?;
-    if state.store.incidents_declared(w).await? <= EXACT_LIMIT {
+    if state
+        .store
+        .incidents_declared_up_to(w, EXACT_LIMIT + 1)
+        .await?
+        <= EXACT_LIMIT
+    {
         let values: Vec<i64> = state
             .store
             .incident_facts(w)
