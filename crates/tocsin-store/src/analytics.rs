@@ -30,17 +30,18 @@ use crate::{Store, StoreError};
 /// found while its day's version is unchanged, so it is never stale; the map is
 /// emptied when it grows past `CACHE_ENTRIES`.
 #[derive(Default)]
-pub(crate) struct RollupCache(
-    std::sync::Mutex<HashMap<(&'static str, i64, i64, i64), Arc<Vec<(GroupKey, Rollup)>>>>,
-);
+pub(crate) struct RollupCache(std::sync::Mutex<HashMap<CacheKey, CachedRollups>>);
+/// Grouping, start and end (ms), and the day's version.
+type CacheKey = (&'static str, i64, i64, i64);
+type CachedRollups = Arc<Vec<(GroupKey, Rollup)>>;
 const CACHE_ENTRIES: usize = 50_000;
 
 impl RollupCache {
-    fn get(&self, key: &(&'static str, i64, i64, i64)) -> Option<Arc<Vec<(GroupKey, Rollup)>>> {
+    fn get(&self, key: &CacheKey) -> Option<CachedRollups> {
         self.0.lock().ok()?.get(key).cloned()
     }
 
-    fn put(&self, key: (&'static str, i64, i64, i64), value: Arc<Vec<(GroupKey, Rollup)>>) {
+    fn put(&self, key: CacheKey, value: CachedRollups) {
         if let Ok(mut m) = self.0.lock() {
             if m.len() >= CACHE_ENTRIES {
                 m.clear();

@@ -222,7 +222,7 @@ async fn seed(
             .then(|| at - Duration::milliseconds(((r >> 44) % 3_600_000) as i64));
         inc.detected_at = None;
         inc.acknowledged_at = Some(at + ack);
-        if (r >> 52) % 10 == 0 {
+        if (r >> 52).is_multiple_of(10) {
             inc.status = Status::Acknowledged;
             inc.mitigated_at = None;
             inc.resolved_at = None;
