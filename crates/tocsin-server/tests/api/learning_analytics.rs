@@ -582,6 +582,18 @@ async fn paged_user(app: &TestApp, name: &str, zone: &str) -> i64 {
 /// Pages Berta (Berlin) and Lars (Los Angeles) together at the five instants
 /// below; their ids.
 pub(crate) async fn page_two_zones(app: &TestApp) -> (i64, i64) {
+    page_two_zones_at(app, &FIVE_INSTANTS).await
+}
+
+const FIVE_INSTANTS: [&str; 5] = [
+    "2026-01-07T02:30:00Z",
+    "2026-01-07T15:00:00Z",
+    "2026-01-08T06:30:00Z",
+    "2026-01-09T05:00:00Z",
+    "2026-01-10T04:00:00Z",
+];
+
+async fn page_two_zones_at(app: &TestApp, instants: &[&str]) -> (i64, i64) {
     let berlin = paged_user(app, "Berta", "Europe/Berlin").await;
     let la = paged_user(app, "Lars", "America/Los_Angeles").await;
     let policy = post_id(
@@ -603,13 +615,7 @@ pub(crate) async fn page_two_zones(app: &TestApp) -> (i64, i64) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let rec = RecordingDelivery::default();
     let runner = runner(&app.store, &app.clock, &rec);
-    for at in [
-        "2026-01-07T02:30:00Z",
-        "2026-01-07T15:00:00Z",
-        "2026-01-08T06:30:00Z",
-        "2026-01-09T05:00:00Z",
-        "2026-01-10T04:00:00Z",
-    ] {
+    for &at in instants {
         app.clock.set(t(at));
         let id = app
             .declare(json!({ "title": format!("page {at}"), "service_ids": [svc], "page": true }))
@@ -620,7 +626,7 @@ pub(crate) async fn page_two_zones(app: &TestApp) -> (i64, i64) {
         app.clock.advance(Duration::minutes(1));
         assert_eq!(app.move_to(id, "acknowledged").await.status, StatusCode::OK);
     }
-    assert_eq!(rec.requests().len(), 10);
+    assert_eq!(rec.requests().len(), 2 * instants.len());
     (berlin, la)
 }
 
@@ -672,7 +678,45 @@ async fn night_pages_are_counted_in_each_persons_zone(app: TestApp) {
     assert_eq!(row[5], "3");
 }
 
+/// Across Europe's spring-forward night (Sunday 2026-03-29, 02:00 CET → 03:00
+/// CEST), pages at 05:30 UTC on Saturday and on Sunday: Berlin's wall clock
+/// reads 06:30 (night of Friday 27th) then 07:30 (morning, not night);
+/// Los Angeles, already on PDT (UTC−7), reads 22:30 on Friday and on
+/// Saturday: two consecutive disturbed nights there, one in Berlin.
+async fn night_pages_follow_daylight_saving_time(app: TestApp) {
+    let (berlin, la) =
+        page_two_zones_at(&app, &["2026-03-28T05:30:00Z", "2026-03-29T05:30:00Z"]).await;
+    let o = get_ok(
+        &app,
+        "/api/v1/analytics/oncall?from=2026-03-23T00:00:00Z&to=2026-03-30T00:00:00Z",
+    )
+    .await;
+    let person = |id: i64| {
+        o["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (b, l) = (person(berlin), person(la));
+    assert_eq!(
+        (&b["at_night"], &b["disturbed_nights"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(
+        (
+            &l["at_night"],
+            &l["disturbed_nights"],
+            &l["longest_disturbed_streak"]
+        ),
+        (&json!(2), &json!(2), &json!(2))
+    );
+}
+
 crate::both_backends!(
+    night_pages_follow_daylight_saving_time,
     incident_metrics_are_exact_on_a_synthetic_data_set,
     weekly_trend_buckets_in_utc_and_los_angeles,
     a_change_to_an_old_incident_changes_the_rolled_up_report,
