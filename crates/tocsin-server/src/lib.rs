@@ -2,6 +2,7 @@
 //! the web UI, public status pages, health, readiness and metrics.
 
 mod actions;
+pub(crate) mod analytics;
 pub(crate) mod api;
 pub mod error;
 pub mod extract;

@@ -679,7 +679,7 @@ pub(crate) async fn write_incident(
             .execute(&mut *w.tx)
             .await?;
     }
-    Ok(())
+    crate::analytics::write_facts(w, inc).await
 }
 
 /// Indexes a new incident for search (it has no notes or old document yet).

@@ -7,6 +7,7 @@
 
 mod action_links;
 mod alerts;
+mod analytics;
 mod batch;
 mod calendar_feeds;
 mod changes;
@@ -49,6 +50,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use action_links::{ActionLinkError, ActionLinkOutcome, ActionLinkPreview};
 pub use alerts::{AlertOutcome, MAX_RAW};
+pub use analytics::utc_day;
 pub use batch::{AlertWriter, Inbound, WriterStats};
 pub use calendar_feeds::{CalendarFeed, FeedOwner};
 pub use contact_methods::{ContactMethodChanges, NotificationSetup, StoredContactMethod};
@@ -145,6 +147,8 @@ pub struct Store {
     workflows: Arc<workflows::Shared>,
     // Set on a store acting for a workflow run (Store::with_cause).
     cause: Option<Arc<workflows::Cause>>,
+    // Parsed rollups of days and of part-days, keyed by the day's version (analytics.rs).
+    analytics_cache: Arc<analytics::RollupCache>,
     key_cache: Arc<
         std::sync::Mutex<
             std::collections::HashMap<
@@ -208,6 +212,7 @@ impl Store {
             status_mail_wake: Arc::default(),
             status_watch: Arc::new(tokio::sync::watch::channel(0).0),
             key_cache: Arc::default(),
+            analytics_cache: Arc::default(),
             workflows: Arc::default(),
             cause: None,
         })

@@ -1,6 +1,7 @@
 //! `tocsin`: the server and its command-line client in one binary.
 
 mod bench;
+mod bench_analytics;
 mod bench_pages;
 mod bench_paging;
 mod bench_similar;
@@ -37,6 +38,8 @@ enum Command {
     BenchPages(bench_pages::PagesArgs),
     /// Similar-incident search latency: seeds a database with 100,000 incidents and times searches (in-process server).
     BenchSimilar(bench_similar::SimilarArgs),
+    /// Analytics latency: writes a million synthetic incidents with rollups and times the analytics endpoints (in-process server).
+    BenchAnalytics(bench_analytics::AnalyticsArgs),
     /// Public status pages: `export` writes them as static files, reading the database directly.
     #[command(subcommand)]
     Status(status_cmd::StatusCmd),
@@ -56,6 +59,7 @@ async fn main() {
         Command::BenchPaging(args) => bench_paging::run(args).await,
         Command::BenchPages(args) => bench_pages::run(args).await,
         Command::BenchSimilar(args) => bench_similar::run(args).await,
+        Command::BenchAnalytics(args) => bench_analytics::run(args).await,
         Command::Status(cmd) => status_cmd::run(cmd).await,
     };
     if let Err(e) = result {

@@ -3,6 +3,7 @@
 mod access;
 mod alert_rules;
 mod alerts;
+mod analytics;
 mod calendar;
 mod contact_methods;
 pub(crate) mod directory;
@@ -69,6 +70,7 @@ pub type ErrorResponse = ErrorBody;
         (name = "similar", description = "Similar incidents: past incidents most like an incident or a text, with how they were resolved"),
         (name = "runbooks", description = "Runbooks: markdown checklists with runnable steps, their versions and attach rules, and their progress on incidents"),
         (name = "postmortems", description = "Postmortems generated from the incident's record: revisions with conflict detection, review, export, action items and the template"),
+        (name = "analytics", description = "Metrics and reports: incident durations per group, weekly trends, alert noise and on-call load, as JSON or CSV"),
         (name = "ingest", description = "Inbound alert sources, authenticated by integration key"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -121,6 +123,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(runbooks::routes())
         .merge(postmortems::routes())
         .merge(similar::routes())
+        .merge(analytics::routes())
 }
 
 /// Parses a numeric id from a path segment.

@@ -16,6 +16,7 @@ pub(crate) mod markdown;
 mod session;
 
 mod alerts;
+mod analytics;
 mod oncall;
 mod people;
 mod postmortems;
@@ -69,6 +70,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(workflows::routes())
         .merge(runbooks::routes())
         .merge(postmortems::routes())
+        .merge(analytics::routes())
         .merge(live::routes())
         .layer(middleware::map_response(security_headers))
         .merge(assets::routes())
