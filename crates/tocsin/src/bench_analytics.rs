@@ -23,6 +23,8 @@ use tocsin_core::model::EmailAddress;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_server::{AppState, Limits};
+
+use crate::bench_pages::mix;
 use tocsin_store::{utc_day, Actor, NewUser, SqliteSync, Store, StoreOptions};
 
 /// Every median must be under this.
@@ -47,13 +49,6 @@ pub struct AnalyticsArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Runs the benchmark and prints the figures.

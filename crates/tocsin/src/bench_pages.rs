@@ -165,7 +165,7 @@ fn report(args: &PagesArgs, seed_secs: f64, pages: &[PageFigures]) -> anyhow::Re
 }
 
 /// A deterministic spread of choices (splitmix64), so runs seed the same data.
-fn mix(n: u64) -> u64 {
+pub(crate) fn mix(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -589,11 +589,11 @@ async fn time_pages(base: &str, args: &PagesArgs) -> anyhow::Result<Vec<PageFigu
 }
 
 /// Nearest-rank quantile of sorted durations.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

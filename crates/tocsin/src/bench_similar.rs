@@ -21,6 +21,8 @@ use tocsin_core::model::EmailAddress;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_server::{AppState, Limits};
+
+use crate::bench_pages::mix;
 use tocsin_store::{Actor, NewNote, NewUser, SqliteSync, Store, StoreOptions};
 
 /// The acceptance target for the median.
@@ -118,10 +120,7 @@ struct Timed {
 impl Timed {
     fn of(mut times: Vec<Duration>) -> Timed {
         times.sort();
-        let q = |q: f64| {
-            let rank = ((q * times.len() as f64).ceil() as usize).clamp(1, times.len());
-            times[rank - 1].as_secs_f64() * 1000.0
-        };
+        let q = |q: f64| crate::bench_pages::ms(crate::bench_pages::quantile(&times, q));
         Timed {
             median: q(0.5),
             p90: q(0.9),
@@ -141,14 +140,6 @@ struct Figures {
     by_incident: Timed,
     by_text: Timed,
     mean_results: f64,
-}
-
-/// A deterministic spread of choices (splitmix64), so runs seed the same data.
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 const PROBLEMS: &[&str] = &[

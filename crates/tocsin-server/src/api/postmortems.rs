@@ -379,7 +379,12 @@ async fn export_postmortem_markdown(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let pm = state.store.postmortem(path_id("id", &id)?).await?;
-    Ok((
+    Ok(markdown_download(pm))
+}
+
+/// A postmortem's text as a Markdown file to save.
+pub(crate) fn markdown_download(pm: PostmortemRecord) -> Response {
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -392,7 +397,7 @@ async fn export_postmortem_markdown(
         ],
         pm.body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The print-ready page of a postmortem: its text as HTML, everything escaped.

@@ -540,20 +540,7 @@ async fn export(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let pm = state.store.postmortem(path_id("id", &id)?).await?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "text/markdown; charset=utf-8".to_string(),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"postmortem-{}.md\"", pm.id),
-            ),
-        ],
-        pm.body,
-    )
-        .into_response())
+    Ok(crate::api::postmortems::markdown_download(pm))
 }
 
 /// From the incident room: opens its postmortem, creating it first if there is none.
