@@ -568,7 +568,7 @@ pub struct NoiseView {
     pub by_service: Vec<NoiseRow>,
     /// Per integration, noisiest first.
     pub by_integration: Vec<NoiseRow>,
-    /// Per routing rule (alerts do not record their rule yet: empty).
+    /// Per alerting rule (the `alertname` label, else the event `class`); alerts without one are left out.
     pub by_rule: Vec<NoiseRow>,
 }
 

@@ -520,10 +520,12 @@ impl Store {
     /// did anything on its incident (an incident resolved by its alerts'
     /// source counts as moved out of `triggered`, but nobody acted); noted
     /// when its incident has notes.
-    /// Routing rules are not recorded per alert, so `rule` is empty.
+    /// Its rule is the alerting rule that fired in the source: the `alertname`
+    /// label (Prometheus, Alertmanager, Grafana), else the PagerDuty event's `class`.
     pub async fn alert_facts(&self, window: Window) -> Result<Vec<AlertFacts>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.id, a.service_id, a.integration, a.dedup_key, a.first_seen, a.resolved_at, a.count, \
+             a.labels, \
              (SELECT COUNT(*) FROM events e WHERE e.entity = 'alert' AND e.entity_id = a.id \
               AND e.kind = 'alert.resolved' AND e.actor_id IS NULL AND e.actor <> 'system') AS by_source, \
              (SELECT COUNT(*) FROM events e WHERE e.entity = 'alert' AND e.entity_id = a.id \
@@ -544,7 +546,7 @@ impl Store {
                     alert_id: n("id")?,
                     service_id: n("service_id")?,
                     integration: r.try_get("integration")?,
-                    rule: None,
+                    rule: alert_rule(&r.try_get::<String, _>("labels")?),
                     dedup_key: r.try_get("dedup_key")?,
                     opened_at: from_millis(n("first_seen")?),
                     resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(from_millis),
@@ -711,4 +713,15 @@ fn push_rows(sql: &mut String, rows: usize, cols: usize) {
         }
         sql.push(')');
     }
+}
+
+/// The alerting rule named by an alert's labels (`alertname`, else `class`).
+fn alert_rule(labels: &str) -> Option<String> {
+    let labels: serde_json::Map<String, serde_json::Value> = serde_json::from_str(labels).ok()?;
+    ["alertname", "class"]
+        .iter()
+        .find_map(|k| labels.get(*k)?.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }

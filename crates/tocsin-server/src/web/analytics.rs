@@ -147,11 +147,22 @@ struct AnalyticsPage {
     histogram_svg: String,
     heat_svg: String,
     noise: Vec<NoiseLine>,
+    noise_rules: Vec<NoiseLine>,
     load: Vec<LoadLine>,
 }
 
 fn dur(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |ms| format_duration_ms(ms.round() as i64))
+}
+
+fn noise_line(r: &crate::analytics::NoiseRow) -> NoiseLine {
+    NoiseLine {
+        name: r.name.clone(),
+        alerts: r.alerts,
+        quick: pct(r.quick_auto_resolved_share),
+        flaps: r.flaps,
+        never: pct(r.never_acted_on_share),
+    }
 }
 
 fn pct(share: f64) -> String {
@@ -269,17 +280,8 @@ async fn show(
         trend_metric_svg,
         histogram_svg,
         heat_svg,
-        noise: n
-            .by_service
-            .iter()
-            .map(|r| NoiseLine {
-                name: r.name.clone(),
-                alerts: r.alerts,
-                quick: pct(r.quick_auto_resolved_share),
-                flaps: r.flaps,
-                never: pct(r.never_acted_on_share),
-            })
-            .collect(),
+        noise: n.by_service.iter().map(noise_line).collect(),
+        noise_rules: n.by_rule.iter().map(noise_line).collect(),
         load: o
             .people
             .iter()

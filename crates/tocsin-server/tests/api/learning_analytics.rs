@@ -486,7 +486,8 @@ async fn alert_noise_shares_are_exact(app: TestApp) {
     let (svc, key) = crate::ingest::service_with_key(&app, "web").await;
     let trigger = |dedup: &str| {
         json!({ "routing_key": key, "event_action": "trigger", "dedup_key": dedup,
-                "payload": { "summary": format!("{dedup} high"), "source": "web-1", "severity": "error" } })
+                "payload": { "summary": format!("{dedup} high"), "source": "web-1", "severity": "error",
+                             "class": format!("{dedup}-rule") } })
     };
     let resolve =
         |dedup: &str| json!({ "routing_key": key, "event_action": "resolve", "dedup_key": dedup });
@@ -530,6 +531,26 @@ async fn alert_noise_shares_are_exact(app: TestApp) {
     assert_eq!(s["never_acted_on_share"].as_f64(), Some(2.0 / 3.0));
     assert_eq!(n["by_integration"].as_array().unwrap().len(), 1);
     assert_eq!(n["by_integration"][0]["alerts"], 3);
+    // Per alerting rule (the event's class): `cpu-rule` is the noisy one.
+    let rules = n["by_rule"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert_eq!(rules[0]["key"], "cpu-rule");
+    assert_eq!(rules[0]["alerts"], 2);
+    assert_eq!(rules[0]["quick_auto_resolved"], 1);
+    assert_eq!(rules[0]["flaps"], 1);
+    assert_eq!(rules[0]["never_acted_on"], 2);
+    assert_eq!(rules[1]["key"], "disk-rule");
+    assert_eq!(rules[1]["alerts"], 1);
+    assert_eq!(rules[1]["never_acted_on"], 0);
+    let csv = app
+        .get(&format!("/api/v1/analytics/noise?{WINDOW}&format=csv"))
+        .await;
+    let text = String::from_utf8(csv.bytes).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rule,cpu-rule,cpu-rule,2,")),
+        "{text}"
+    );
     // A longer quick-resolve time makes A2 quick too.
     let n = get_ok(
         &app,

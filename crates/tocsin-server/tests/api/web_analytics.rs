@@ -27,6 +27,23 @@ async fn the_page_shows_tables_charts_and_csv(app: TestApp) {
         .post("/api/v1/services", json!({ "name": "<b>evil</b>" }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // An alert whose rule (the event's class) would be markup if it were not escaped.
+    let (_, key) = crate::ingest::service_with_key(&app, "edge").await;
+    app.clock.set(t("2026-01-19T12:00:00Z"));
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/v2/enqueue",
+            None,
+            Some(
+                json!({ "routing_key": key, "event_action": "trigger", "dedup_key": "lat",
+                "payload": { "summary": "p99 high", "source": "edge-1", "severity": "warning",
+                             "class": "<i>HighLatency</i>" } }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    app.clock.set(t("2026-01-20T00:00:00Z"));
     let web = signed_in(&app, "viewer").await;
     let p = web
         .get("/analytics?days=28&group_by=service&tz=UTC&metric=time_to_resolve")
@@ -50,6 +67,13 @@ async fn the_page_shows_tables_charts_and_csv(app: TestApp) {
     // On-call: Berta's three nights, in her zone.
     assert!(html.contains(r#"<td data-label="Person">Berta</td><td data-label="Zone">Europe/Berlin</td><td data-label="Pages">5</td>"#));
     assert!(!html.contains("<b>evil</b>"));
+    let rules = &html[html
+        .find(r#"id="analytics-noise-rules""#)
+        .expect("rules table")..];
+    assert!(
+        rules.contains(r#"<td data-label="Rule">&#60;i&#62;HighLatency&#60;/i&#62;</td><td data-label="Alerts">1</td>"#),
+        "{rules}"
+    );
     // The CSV link gives the API's CSV for the same window.
     let link = "/analytics/incidents.csv?days=28&group_by=service&tz=UTC&metric=time_to_resolve";
     let shown = html
