@@ -40,6 +40,9 @@ pub struct WorkflowSetup {
     /// secret name → the key naming it (`workflows.jira.api_token_secret`).
     /// They cannot be deleted while named.
     pub config_secrets: std::collections::BTreeMap<String, String>,
+    /// Where postmortem action items may be created (`[workflows.jira]
+    /// action_items_project`, `[workflows.github] action_items_repo`).
+    pub trackers: tocsin_core::postmortem::tracker::TrackerTargets,
 }
 
 /// Shared state; cheap to clone.

@@ -67,6 +67,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0022_postmortems.sql"),
     ),
     (23, include_str!("../migrations/sqlite/0023_analytics.sql")),
+    (
+        24,
+        include_str!("../migrations/sqlite/0024_action_item_trackers.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -144,6 +148,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         23,
         include_str!("../migrations/postgres/0023_analytics.sql"),
+    ),
+    (
+        24,
+        include_str!("../migrations/postgres/0024_action_item_trackers.sql"),
     ),
 ];
 

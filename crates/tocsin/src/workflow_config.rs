@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use tocsin_core::escalation::Channel;
+use tocsin_core::postmortem::tracker::{
+    check_issue_type, check_project_key, check_repo, JiraTarget, TrackerTargets,
+};
 use tocsin_core::workflow::NetPolicy;
 use tocsin_core::workflow::TargetUrl;
 use tocsin_engine::workflow::integrations::{
@@ -70,6 +73,11 @@ pub struct JiraSection {
     pub email: String,
     /// Name of the stored secret holding the API token.
     pub api_token_secret: String,
+    /// The project postmortem action items are created in (a key, `OPS`);
+    /// unset: action items are not created in Jira.
+    pub action_items_project: Option<String>,
+    /// Their issue type [default: Task].
+    pub action_items_issue_type: Option<String>,
 }
 
 /// `[workflows.github]`.
@@ -80,6 +88,9 @@ pub struct GithubSection {
     pub base_url: Option<String>,
     /// Name of the stored secret holding the token.
     pub token_secret: String,
+    /// The repository postmortem action items are created in (`owner/name`);
+    /// unset: action items are not created in GitHub.
+    pub action_items_repo: Option<String>,
 }
 
 /// `[workflows.slack]`.
@@ -143,6 +154,42 @@ fn required(field: &str, v: &str) -> anyhow::Result<String> {
 }
 
 impl WorkflowsConfig {
+    /// Where postmortem action items may be created, checked.
+    fn trackers(&self) -> anyhow::Result<TrackerTargets> {
+        let invalid = |e: tocsin_core::Invalid| anyhow::anyhow!("{}: {}", e.field, e.message);
+        let jira = match &self.jira {
+            Some(JiraSection {
+                action_items_project: Some(p),
+                action_items_issue_type: t,
+                ..
+            }) => Some(JiraTarget {
+                project: check_project_key("workflows.jira.action_items_project", p)
+                    .map_err(invalid)?,
+                issue_type: check_issue_type(
+                    "workflows.jira.action_items_issue_type",
+                    t.as_deref().unwrap_or("Task"),
+                )
+                .map_err(invalid)?,
+            }),
+            Some(JiraSection {
+                action_items_issue_type: Some(_),
+                ..
+            }) => bail!(
+                "workflows.jira.action_items_issue_type: needs action_items_project, the project items go to"
+            ),
+            _ => None,
+        };
+        let github = match self
+            .github
+            .as_ref()
+            .and_then(|g| g.action_items_repo.as_ref())
+        {
+            Some(r) => Some(check_repo("workflows.github.action_items_repo", r).map_err(invalid)?),
+            None => None,
+        };
+        Ok(TrackerTargets { jira, github })
+    }
+
     /// The integrations as the engine needs them, checked.
     fn integrations(&self) -> anyhow::Result<IntegrationsConfig> {
         let jira = match &self.jira {
@@ -308,6 +355,7 @@ impl WorkflowsConfig {
                 .flatten()
                 .map(|(name, key)| (name.clone(), key.to_string()))
                 .collect(),
+            trackers: self.trackers()?,
         };
         Ok((config, setup))
     }
@@ -407,6 +455,18 @@ mod tests {
                 "workflows.jira.base_url",
             ),
             (
+                "[jira]\nbase_url = \"https://j.example\"\nemail = \"a@b.c\"\napi_token_secret = \"T\"\naction_items_project = \"ops\"",
+                "workflows.jira.action_items_project",
+            ),
+            (
+                "[jira]\nbase_url = \"https://j.example\"\nemail = \"a@b.c\"\napi_token_secret = \"T\"\naction_items_issue_type = \"Bug\"",
+                "workflows.jira.action_items_issue_type",
+            ),
+            (
+                "[github]\ntoken_secret = \"G\"\naction_items_repo = \"acme\"",
+                "workflows.github.action_items_repo",
+            ),
+            (
                 "[slack]\nbot_token_secret = \"xoxb-123-abc\"",
                 "workflows.slack.bot_token_secret",
             ),
@@ -447,6 +507,23 @@ mod tests {
             "workflows.slack.bot_token_secret"
         );
         assert_eq!(i.jitsi.base_url, "https://meet.jit.si");
+        // Action items go nowhere unless a project or repository is named.
+        assert_eq!(setup.trackers, TrackerTargets::default());
+        let c: WorkflowsConfig = toml::from_str(
+            "[jira]\nbase_url = \"https://acme.atlassian.net\"\nemail = \"b@acme.example\"\napi_token_secret = \"J\"\naction_items_project = \"OPS\"\n[github]\ntoken_secret = \"G\"\naction_items_repo = \"acme/api\"\n",
+        )
+        .unwrap();
+        let (_, setup) = c.build().unwrap();
+        assert_eq!(
+            setup.trackers,
+            TrackerTargets {
+                jira: Some(JiraTarget {
+                    project: "OPS".into(),
+                    issue_type: "Task".into()
+                }),
+                github: Some("acme/api".into()),
+            }
+        );
         // A value written where a secret's name belongs is refused unrepeated.
         let c: WorkflowsConfig =
             toml::from_str("[github]\ntoken_secret = \"ghp_abc-123\"\n").unwrap();

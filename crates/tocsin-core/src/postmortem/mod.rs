@@ -15,6 +15,7 @@ pub mod review;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
+pub mod tracker;
 
 use serde::{Deserialize, Serialize};
 

@@ -11,10 +11,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use tocsin_core::postmortem::tracker::{NoTracker, Tracker};
 use tocsin_core::postmortem::{
     parse_due_date, ActionPriority, ActionStatus, ConflictRange, ReviewStatus, Template,
 };
 use tocsin_store::postmortems::action_items::{ActionItem, ActionItemFields};
+use tocsin_store::postmortems::trackers::IssueRefused;
 use tocsin_store::postmortems::{
     PostmortemRecord, PostmortemRevision, PostmortemSummary, SaveOutcome,
 };
@@ -41,6 +43,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(print_postmortem))
         .routes(routes!(list_postmortem_action_items, create_action_item))
         .routes(routes!(update_action_item))
+        .routes(routes!(create_action_item_issue))
         .routes(routes!(list_action_items))
         .routes(routes!(get_postmortem_template, set_postmortem_template))
 }
@@ -584,6 +587,116 @@ async fn update_action_item(
             .update_action_item(id, item_id, r.fields()?, &c.actor(), state.now())
             .await?,
     ))
+}
+
+/// Which tracker an item's issue goes to.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueRequest {
+    /// `jira` or `github`; may be left out when only one is configured.
+    tracker: Option<String>,
+}
+
+/// An issue being created.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssueStarted {
+    /// The workflow run creating it (`GET /api/v1/workflow-runs/{id}`).
+    run_id: i64,
+    /// The item, its `tracker_status` `running`.
+    action_item: ActionItem,
+}
+
+/// Create the item's issue in Jira or GitHub (`[workflows.jira]
+/// action_items_project`, `[workflows.github] action_items_repo`). The body
+/// may be empty when one tracker is configured. A workflow run creates the
+/// issue (retries, the outgoing policy and secrets as for any step); when it
+/// ends the item's `tracker_status` is `succeeded` with the issue as its link
+/// (`external_url`, `tracker_key`) or `failed` with `tracker_error`. 400
+/// `invalid` when both are configured and `tracker` is not given. 409
+/// `tracker_not_configured`, `already_linked` (clear `external_url` first),
+/// `run_in_progress` or `run_refused`.
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/action-items/{item_id}/issue", tag = "postmortems",
+    params(("id" = i64, Path), ("item_id" = i64, Path)), request_body(content = IssueRequest, description = "May be empty"),
+    responses((status = 202, body = IssueStarted), (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("token" = ["responder"])))]
+async fn create_action_item_issue(
+    State(state): State<AppState>,
+    c: AsResponder,
+    Path((id, item_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<IssueStarted>)> {
+    let id = path_id("id", &id)?;
+    let item_id = path_id("item_id", &item_id)?;
+    let r: IssueRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IssueRequest::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let asked = r
+        .tracker
+        .as_deref()
+        .map(|t| Tracker::parse("tracker", t))
+        .transpose()?;
+    let base = super::snippets::base_url(&state, &headers);
+    let (action_item, run_id) = start_issue(&state, &c.actor(), &base, id, item_id, asked).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(IssueStarted {
+            run_id,
+            action_item,
+        }),
+    ))
+}
+
+/// Starts the run creating an item's issue; refusals as API errors.
+pub(crate) async fn start_issue(
+    state: &AppState,
+    actor: &tocsin_store::Actor,
+    base_url: &str,
+    pm: i64,
+    item_id: i64,
+    asked: Option<Tracker>,
+) -> ApiResult<(ActionItem, i64)> {
+    let refused = |code: &'static str, message: String, field: &str| ApiError::Conflict {
+        code,
+        message,
+        field: Some(field.into()),
+    };
+    let targets = &state.workflows.trackers;
+    let tracker = targets.choose(asked).map_err(|e| match e {
+        NoTracker::Ambiguous(_) => ApiError::Invalid {
+            field: "tracker".into(),
+            message: e.to_string(),
+        },
+        e => refused("tracker_not_configured", e.to_string(), "tracker"),
+    })?;
+    let Some(definition) = targets.workflow(tracker) else {
+        return Err(refused(
+            "tracker_not_configured",
+            format!("{} does not take action items", tracker.label()),
+            "tracker",
+        ));
+    };
+    match state
+        .store
+        .create_action_item_issue(pm, item_id, tracker, &definition, base_url, actor, state.now())
+        .await?
+    {
+        Ok(started) => Ok(started),
+        Err(IssueRefused::AlreadyLinked(url)) => Err(refused(
+            "already_linked",
+            format!("action item {item_id} already links to {url}; clear external_url to create an issue"),
+            "external_url",
+        )),
+        Err(IssueRefused::Running(run)) => Err(refused(
+            "run_in_progress",
+            format!("action item {item_id}'s issue is being created now (run {run})"),
+            "tracker",
+        )),
+        Err(IssueRefused::Refused(r)) => Err(refused("run_refused", r.to_string(), "tracker")),
+    }
 }
 
 /// Filters of the action item list.

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tocsin_core::analytics::svg;
+use tocsin_core::postmortem::tracker::Tracker;
 use tocsin_core::postmortem::{
     parse_due_date, ActionPriority, ActionStatus, ReviewStatus, REVIEW_TRANSITIONS,
 };
@@ -36,6 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/postmortems/{id}/action-items/{item_id}",
             post(change_item),
+        )
+        .route(
+            "/postmortems/{id}/action-items/{item_id}/issue",
+            post(create_issue),
         )
         .route("/postmortems/{id}/print", get(print))
         .route("/postmortems/{id}/export.md", get(export))
@@ -80,6 +85,19 @@ pub(crate) struct ItemRow {
     pub status: String,
     pub overdue: bool,
     pub url: String,
+    /// What the link reads: the issue's key when created from here.
+    pub url_label: String,
+    /// The issue being created or its failure, one line; empty otherwise.
+    pub tracker_note: String,
+    /// Whether an issue may be created for it from here.
+    pub can_create_issue: bool,
+}
+
+fn tracker_label(t: Option<&str>) -> &'static str {
+    match t.and_then(|t| Tracker::parse("tracker", t).ok()) {
+        Some(t) => t.label(),
+        None => "tracker",
+    }
 }
 
 impl ItemRow {
@@ -93,6 +111,19 @@ impl ItemRow {
             priority: i.priority,
             status: i.status.replace('_', " "),
             overdue: i.overdue,
+            url_label: i.tracker_key.clone().unwrap_or_else(|| "tracker".into()),
+            tracker_note: match (i.tracker_status.as_deref(), i.tracker.as_deref()) {
+                (Some("running"), t) => format!("creating the {} issue…", tracker_label(t)),
+                (Some("failed"), t) if i.external_url.is_none() => format!(
+                    "the {} issue could not be created: {}",
+                    tracker_label(t),
+                    i.tracker_error.as_deref().unwrap_or("unknown error")
+                ),
+                _ => String::new(),
+            },
+            can_create_issue: i.external_url.is_none()
+                && i.tracker_status.as_deref() != Some("running")
+                && matches!(i.status.as_str(), "open" | "in_progress"),
             url: i
                 .external_url
                 .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
@@ -191,6 +222,8 @@ struct DetailPage {
     is_reviewer: bool,
     users: Vec<Opt>,
     items: Vec<ItemRow>,
+    /// Trackers items may be created in: (value, label).
+    trackers: Vec<(&'static str, &'static str)>,
     priorities: Vec<&'static str>,
     /// What the textarea holds: the current text, or what was typed.
     text: String,
@@ -315,6 +348,13 @@ async fn show(
         is_reviewer,
         users,
         items,
+        trackers: state
+            .workflows
+            .trackers
+            .available()
+            .into_iter()
+            .map(|t| (t.as_str(), t.label()))
+            .collect(),
         priorities: ActionPriority::ALL.iter().map(|s| s.as_str()).collect(),
         text,
         base_revision,
@@ -343,6 +383,7 @@ async fn detail(
     let notice = q.notice.map(|n| match n.as_str() {
         "merged" => "Saved. Edits made meanwhile were merged with yours.".to_string(),
         "saved" => "Saved.".to_string(),
+        "issue" => "The issue is being created; its link appears here when it is.".to_string(),
         _ => "Done.".to_string(),
     });
     show(&state, &who.0, path_id("id", &id)?, None, notice).await
@@ -519,6 +560,37 @@ async fn change_item(
         .update_action_item(id, item_id, f, &who.actor(), state.now())
         .await?;
     Ok(see_other(format!("/postmortems/{id}#action-items")))
+}
+
+async fn create_issue(
+    State(state): State<AppState>,
+    who: AsResponder,
+    Path((id, item_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    CsrfPairs(pairs): CsrfPairs,
+) -> WebResult<Response> {
+    let id = path_id("id", &id)?;
+    let item_id = path_id("item_id", &item_id)?;
+    let base = crate::api::snippets::base_url(&state, &headers);
+    let asked = pairs
+        .iter()
+        .find(|(k, v)| k == "tracker" && !v.is_empty())
+        .map(|(_, v)| Tracker::parse("tracker", v))
+        .transpose()
+        .map_err(|e| WebError::Api(e.into()))?;
+    match crate::api::postmortems::start_issue(&state, &who.actor(), &base, id, item_id, asked)
+        .await
+    {
+        Ok(_) => Ok(see_other(format!(
+            "/postmortems/{id}?notice=issue#action-items"
+        ))),
+        Err(ApiError::Conflict { message, .. }) => {
+            let mut resp = show(&state, &who.0, id, None, Some(message)).await?;
+            *resp.status_mut() = StatusCode::CONFLICT;
+            Ok(resp)
+        }
+        Err(e) => Err(WebError::Api(e)),
+    }
 }
 
 async fn print(

@@ -24,6 +24,7 @@ crate::both_backends!(
     action_items_name_the_bad_field_and_list_overdue,
     overdue_action_items_remind_their_owner_once_a_day,
     one_postmortem_reviews_several_incidents,
+    without_a_tracker_configured_items_are_not_sent_anywhere,
 );
 
 fn lines(body: &Value) -> Vec<String> {
@@ -830,4 +831,47 @@ async fn one_postmortem_reviews_several_incidents(app: TestApp) {
             .await;
         assert_eq!(r.status, StatusCode::CONFLICT);
     }
+}
+
+async fn without_a_tracker_configured_items_are_not_sent_anywhere(app: TestApp) {
+    let id = app.declare(json!({ "title": "Disk full" })).await["id"]
+        .as_i64()
+        .unwrap();
+    let pid = create(&app, id, json!({})).await["id"].as_i64().unwrap();
+    let item = app
+        .post(
+            &format!("/api/v1/postmortems/{pid}/action-items"),
+            json!({ "title": "Alert at 80%" }),
+        )
+        .await;
+    assert_eq!(item.status, StatusCode::CREATED, "{}", item.body);
+    let path = format!(
+        "/api/v1/postmortems/{pid}/action-items/{}/issue",
+        item.body["id"]
+    );
+    for (body, says) in [
+        (
+            json!({}),
+            "action_items_project or [workflows.github] action_items_repo",
+        ),
+        (
+            json!({ "tracker": "github" }),
+            "[workflows.github] action_items_repo",
+        ),
+    ] {
+        let r = app.post(&path, body).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.body["error"]["code"], "tracker_not_configured");
+        assert_eq!(r.body["error"]["field"], "tracker");
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{}",
+            r.body
+        );
+    }
+    let r = app
+        .get(&format!("/api/v1/postmortems/{pid}/action-items"))
+        .await;
+    assert!(r.body[0]["tracker_status"].is_null(), "{}", r.body);
+    assert!(r.body[0]["tracker_run_id"].is_null(), "{}", r.body);
 }

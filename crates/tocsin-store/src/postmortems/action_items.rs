@@ -50,6 +50,16 @@ pub struct ActionItem {
     pub overdue: bool,
     /// The item elsewhere (an issue tracker).
     pub external_url: Option<String>,
+    /// The tracker its issue was created in from here: `jira` or `github`.
+    pub tracker: Option<String>,
+    /// That issue's creation: `running`, `succeeded` or `failed`.
+    pub tracker_status: Option<String>,
+    /// The issue (`OPS-12`, `acme/api#7`).
+    pub tracker_key: Option<String>,
+    /// Why it could not be created.
+    pub tracker_error: Option<String>,
+    /// The workflow run creating it (`GET /api/v1/workflow-runs/{id}`).
+    pub tracker_run_id: Option<i64>,
     /// When its owner was last reminded.
     pub last_reminded_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Created.
@@ -77,15 +87,16 @@ pub struct ActionItemFields {
     pub incident_id: Option<i64>,
 }
 
-const COLUMNS: &str = "a.id, a.postmortem_id, a.incident_id, a.title, a.owner_id, u.name AS owner_name, \
-    a.due_date, a.priority, a.status, a.external_url, a.last_reminded_at, a.created_at, a.updated_at";
-const FROM: &str = "FROM action_items a LEFT JOIN users u ON u.id = a.owner_id";
+pub(crate) const COLUMNS: &str = "a.id, a.postmortem_id, a.incident_id, a.title, a.owner_id, u.name AS owner_name, \
+    a.due_date, a.priority, a.status, a.external_url, a.last_reminded_at, a.created_at, a.updated_at, a.tracker, a.tracker_status, \
+    a.tracker_key, a.tracker_error, a.tracker_run_id";
+pub(crate) const FROM: &str = "FROM action_items a LEFT JOIN users u ON u.id = a.owner_id";
 
 fn today(now: Timestamp) -> NaiveDate {
     now.date_naive()
 }
 
-fn item(r: &sqlx::any::AnyRow, now: Timestamp) -> Result<ActionItem, StoreError> {
+pub(crate) fn item(r: &sqlx::any::AnyRow, now: Timestamp) -> Result<ActionItem, StoreError> {
     let due: Option<String> = r.try_get("due_date")?;
     let due_date = due.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
     let status: String = r.try_get("status")?;
@@ -102,6 +113,11 @@ fn item(r: &sqlx::any::AnyRow, now: Timestamp) -> Result<ActionItem, StoreError>
         priority: r.try_get("priority")?,
         status,
         external_url: r.try_get("external_url")?,
+        tracker: r.try_get("tracker")?,
+        tracker_status: r.try_get("tracker_status")?,
+        tracker_key: r.try_get("tracker_key")?,
+        tracker_error: r.try_get("tracker_error")?,
+        tracker_run_id: r.try_get("tracker_run_id")?,
         last_reminded_at: r
             .try_get::<Option<i64>, _>("last_reminded_at")?
             .map(from_millis),
@@ -287,6 +303,11 @@ impl Store {
         }
         if let Some(v) = url {
             set!("external_url", v.clone(), json!(v));
+            // A link set by hand is no longer the issue created from here.
+            sqlx::query("UPDATE action_items SET tracker_key = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
         }
         if !changed.is_empty() {
             postmortem_event(

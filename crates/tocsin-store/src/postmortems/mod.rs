@@ -7,6 +7,7 @@
 //! [`action_items`].
 
 pub mod action_items;
+pub mod trackers;
 
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -12,7 +12,7 @@ mod dispatch;
 mod page;
 mod runbook_progress;
 pub(crate) mod runbooks;
-mod runs;
+pub(crate) mod runs;
 mod secrets;
 mod timers;
 

@@ -453,6 +453,22 @@ impl Store {
                 .await?
             }
         };
+        let version_id = self
+            .hidden_workflow_version(w, workflow_id, source, now)
+            .await?;
+        Ok((workflow_id, version_id))
+    }
+
+    /// The version of hidden workflow `workflow_id` (a runbook's, an action
+    /// item tracker's) holding `source`, made if new; the caller holds a lock
+    /// that serialises this per workflow.
+    pub(crate) async fn hidden_workflow_version(
+        &self,
+        w: &mut WriteTx,
+        workflow_id: i64,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM workflow_versions WHERE workflow_id = $1 AND source = $2 ORDER BY id LIMIT 1",
         )
@@ -461,7 +477,7 @@ impl Store {
         .fetch_optional(&mut *w.tx)
         .await?;
         if let Some(v) = version {
-            return Ok((workflow_id, v));
+            return Ok(v);
         }
         let number: i64 = sqlx::query_scalar(
             "UPDATE workflows SET version = version + 1, updated_at = $1 WHERE id = $2 RETURNING version",
@@ -485,7 +501,7 @@ impl Store {
             .bind(workflow_id)
             .execute(&mut *w.tx)
             .await?;
-        Ok((workflow_id, version_id))
+        Ok(version_id)
     }
 }
 

@@ -194,10 +194,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<Result<i64, Refusal>, StoreError> {
         // Locked so two nodes cannot both admit the last run a limit allows.
-        // (A runbook's workflow is stored as deleted, yet runs.)
+        // (A runbook's or a tracker's workflow is stored as deleted, yet runs.)
         sqlx::query(&format!(
             "SELECT id FROM workflows WHERE id = $1 \
-             AND (deleted_at IS NULL OR runbook_id IS NOT NULL){}",
+             AND (deleted_at IS NULL OR runbook_id IS NOT NULL OR system_key IS NOT NULL){}",
             self.for_update()
         ))
         .bind(run.workflow_id)
@@ -833,6 +833,12 @@ impl Store {
                 self.runbook_run_finished(w, run_id, incident_id, &def.name, &st, now)
                     .await?;
             }
+        }
+        if !before.status.is_finished()
+            && st.status.is_finished()
+            && st.context.get("action_item").is_some()
+        {
+            self.action_item_issue_finished(w, run_id, &st, now).await?;
         }
         Ok((st, next_step))
     }

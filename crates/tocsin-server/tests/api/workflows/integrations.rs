@@ -19,15 +19,15 @@ use crate::support::{user, TestApp};
 const RECIPE: &str =
     include_str!("../../../../tocsin-core/src/workflow/examples/sev1-ticket-channel-call.yaml");
 
-struct Apis {
-    jira: FakeApi,
-    github: FakeApi,
-    slack: FakeApi,
-    zoom: FakeApi,
+pub(super) struct Apis {
+    pub jira: FakeApi,
+    pub github: FakeApi,
+    pub slack: FakeApi,
+    pub zoom: FakeApi,
 }
 
 impl Apis {
-    async fn start() -> Apis {
+    pub async fn start() -> Apis {
         Apis {
             jira: FakeApi::start(Service::Jira).await,
             github: FakeApi::start(Service::Github).await,
@@ -39,7 +39,7 @@ impl Apis {
     /// Workflow settings with every integration pointing at its fake. HTTP
     /// steps may not reach loopback: the integrations reach their configured
     /// base URLs all the same.
-    fn config(&self) -> WorkflowConfig {
+    pub fn config(&self) -> WorkflowConfig {
         let mut c = config(false);
         c.integrations.jira = Some(JiraConfig {
             base_url: self.jira.base.clone(),
@@ -65,7 +65,7 @@ impl Apis {
         c
     }
 
-    fn assert_no_problems(&self) {
+    pub fn assert_no_problems(&self) {
         for f in [&self.jira, &self.github, &self.slack, &self.zoom] {
             assert!(f.problems().is_empty(), "{:?}", f.problems());
         }
@@ -79,7 +79,7 @@ impl Apis {
     }
 }
 
-async fn store_secrets(app: &TestApp, zoom_secret: &str) {
+pub(super) async fn store_secrets(app: &TestApp, zoom_secret: &str) {
     for (name, value) in [
         ("JIRA_API_TOKEN", JIRA_TOKEN),
         ("GITHUB_TOKEN", GITHUB_TOKEN),

@@ -2,6 +2,7 @@
 //! events, the engine executing steps against a local HTTP server standing in
 //! for outside services, on a fake clock.
 
+mod action_item_issues;
 mod approvals;
 mod dispatch;
 mod fakes;
@@ -20,6 +21,7 @@ use axum::extract::Request;
 use axum::response::IntoResponse;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tocsin_core::postmortem::tracker::{JiraTarget, TrackerTargets};
 use tocsin_core::workflow::NetPolicy;
 use tocsin_engine::delivery::RecordingDelivery;
 use tocsin_engine::workflow::{
@@ -199,6 +201,14 @@ pub async fn spawn(db: Db) -> Option<TestApp> {
             .into_iter()
             .map(|(n, k)| (n.to_string(), k.to_string()))
             .collect(),
+            // As `action_items_project = "OPS"` and `action_items_repo = "acme/api"`.
+            trackers: TrackerTargets {
+                jira: Some(JiraTarget {
+                    project: "OPS".into(),
+                    issue_type: "Task".into(),
+                }),
+                github: Some("acme/api".into()),
+            },
         });
         s
     })
