@@ -158,7 +158,7 @@ impl TrackerTargets {
                     "jira_create_issue": {
                         "project": j.project,
                         "issue_type": j.issue_type,
-                        "summary": "{{ action_item.title }}",
+                        "summary": "{{ action_item.summary }}",
                         "description": "{{ action_item.text }}",
                     },
                     "retry": { "attempts": 3, "backoff": "30s" },
@@ -169,7 +169,7 @@ impl TrackerTargets {
                 "name": "Create the GitHub issue",
                 "github_create_issue": {
                     "repo": self.github.as_ref()?,
-                    "title": "{{ action_item.title }}",
+                    "title": "{{ action_item.summary }}",
                     "body": "{{ action_item.text }}",
                 },
                 "retry": { "attempts": 3, "backoff": "30s" },

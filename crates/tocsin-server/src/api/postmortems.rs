@@ -612,9 +612,9 @@ pub(crate) struct IssueStarted {
 /// issue (retries, the outgoing policy and secrets as for any step); when it
 /// ends the item's `tracker_status` is `succeeded` with the issue as its link
 /// (`external_url`, `tracker_key`) or `failed` with `tracker_error`. 400
-/// `invalid` when both are configured and `tracker` is not given. 409
+/// `invalid_field` when both are configured and `tracker` is not given. 409
 /// `tracker_not_configured`, `already_linked` (clear `external_url` first),
-/// `run_in_progress` or `run_refused`.
+/// `item_closed` (done or cancelled), `run_in_progress` or `run_refused`.
 #[utoipa::path(post, path = "/api/v1/postmortems/{id}/action-items/{item_id}/issue", tag = "postmortems",
     params(("id" = i64, Path), ("item_id" = i64, Path)), request_body(content = IssueRequest, description = "May be empty"),
     responses((status = 202, body = IssueStarted), (status = 400, body = ErrorResponse),
@@ -629,9 +629,21 @@ async fn create_action_item_issue(
 ) -> ApiResult<(StatusCode, Json<IssueStarted>)> {
     let id = path_id("id", &id)?;
     let item_id = path_id("item_id", &item_id)?;
+    // The body may be empty; when it is not, it is JSON like any other.
     let r: IssueRequest = if body.iter().all(u8::is_ascii_whitespace) {
         IssueRequest::default()
     } else {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType("application/json"));
+        }
+        if body.len() > state.limits.max_body_bytes {
+            return Err(ApiError::TooLarge(state.limits.max_body_bytes));
+        }
         crate::extract::parse_json(&body)?
     };
     let asked = r
@@ -689,6 +701,11 @@ pub(crate) async fn start_issue(
             "already_linked",
             format!("action item {item_id} already links to {url}; clear external_url to create an issue"),
             "external_url",
+        )),
+        Err(IssueRefused::Closed(status)) => Err(refused(
+            "item_closed",
+            format!("action item {item_id} is {status}; reopen it to create an issue"),
+            "status",
         )),
         Err(IssueRefused::Running(run)) => Err(refused(
             "run_in_progress",

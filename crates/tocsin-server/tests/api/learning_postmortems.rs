@@ -872,6 +872,9 @@ async fn without_a_tracker_configured_items_are_not_sent_anywhere(app: TestApp) 
     let r = app
         .get(&format!("/api/v1/postmortems/{pid}/action-items"))
         .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body[0]["title"], "Alert at 80%", "{}", r.body);
     assert!(r.body[0]["tracker_status"].is_null(), "{}", r.body);
     assert!(r.body[0]["tracker_run_id"].is_null(), "{}", r.body);
 }

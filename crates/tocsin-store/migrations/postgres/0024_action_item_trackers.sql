@@ -1,8 +1,8 @@
 -- Action items created in an issue tracker (issue 9). An item's issue is
 -- made by a run of a hidden one-step workflow (`system_key`
--- 'action_item_tracker', stored as deleted so no list, trigger or edit
--- reaches it), like a runbook item's step; the run's end writes the issue's
--- URL onto the item.
+-- 'action_item_issue:jira' or 'action_item_issue:github', stored as deleted
+-- so no list, trigger or edit reaches it), like a runbook item's step; the
+-- run's end writes the issue's URL onto the item.
 ALTER TABLE workflows ADD COLUMN system_key TEXT;
 CREATE UNIQUE INDEX workflows_system_key ON workflows (system_key);
 

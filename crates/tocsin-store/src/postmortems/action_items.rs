@@ -137,7 +137,7 @@ fn check_title(t: &str) -> Result<String, Invalid> {
     Ok(t.to_string())
 }
 
-fn check_url(u: &str) -> Result<String, Invalid> {
+pub(crate) fn check_url(u: &str) -> Result<String, Invalid> {
     let u = u.trim();
     let ok = (u.starts_with("https://") || u.starts_with("http://"))
         && u.len() <= 2000

@@ -15,7 +15,7 @@ use tocsin_core::workflow::definition::parse_value;
 use tocsin_core::workflow::guard::Refusal;
 use tocsin_core::workflow::RunState;
 
-use super::action_items::{item, ActionItem, COLUMNS, FROM};
+use super::action_items::{check_url, item, ActionItem, COLUMNS, FROM};
 use super::postmortem_event;
 use crate::events::Actor;
 use crate::tx::WriteTx;
@@ -30,6 +30,8 @@ pub enum IssueRefused {
     AlreadyLinked(String),
     /// Its issue is being created now (this run).
     Running(i64),
+    /// The item is done or cancelled (its status).
+    Closed(String),
     /// A limit refused the run.
     Refused(Refusal),
 }
@@ -71,8 +73,24 @@ impl Store {
         if let Some(url) = &cur.external_url {
             return Ok(Err(IssueRefused::AlreadyLinked(url.clone())));
         }
+        if !matches!(cur.status.as_str(), "open" | "in_progress") {
+            return Ok(Err(IssueRefused::Closed(cur.status.clone())));
+        }
         if let (Some("running"), Some(run)) = (cur.tracker_status.as_deref(), cur.tracker_run_id) {
-            return Ok(Err(IssueRefused::Running(run)));
+            // A run that ended without telling the item (set aside as
+            // unreadable, or ended by a node from before this release) no
+            // longer holds it.
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM workflow_runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_optional(&mut *w.tx)
+                    .await?;
+            let over = status
+                .as_deref()
+                .is_none_or(|s| matches!(s, "succeeded" | "failed" | "cancelled"));
+            if !over {
+                return Ok(Err(IssueRefused::Running(run)));
+            }
         }
         let pm_title: String = sqlx::query_scalar("SELECT title FROM postmortems WHERE id = $1")
             .bind(pm)
@@ -110,7 +128,8 @@ impl Store {
         context.insert("inputs".into(), json!({}));
         context.insert(
             "action_item".into(),
-            json!({ "id": id, "title": cur.title, "text": text, "postmortem_id": pm,
+            json!({ "id": id, "title": cur.title, "summary": summary(&cur.title), "text": text,
+                    "postmortem_id": pm,
                     "postmortem_title": pm_title, "tracker": tracker.as_str() }),
         );
         let run = NewRun {
@@ -188,13 +207,15 @@ impl Store {
             .first()
             .filter(|r| r.status == tocsin_core::workflow::run::StepStatus::Succeeded)
             .and_then(|r| r.outputs.as_ref());
-        let url = outputs.and_then(|o| o["url"].as_str());
+        let url = outputs
+            .and_then(|o| o["url"].as_str())
+            .filter(|u| check_url(u).is_ok());
         let key = outputs.and_then(|o| o["link"]["label"].as_str());
-        let actor = Actor::system();
-        match url {
+        let (kind, mut data) = match url {
             Some(url) if st.status == tocsin_core::workflow::RunStatus::Succeeded => {
                 sqlx::query(
-                    "UPDATE action_items SET tracker_status = 'succeeded', tracker_key = $1, \
+                    "UPDATE action_items SET tracker_status = 'succeeded', \
+                     tracker_key = CASE WHEN external_url IS NULL THEN $1 ELSE NULL END, \
                      tracker_error = NULL, external_url = COALESCE(external_url, $2), updated_at = $3 \
                      WHERE id = $4",
                 )
@@ -204,24 +225,22 @@ impl Store {
                 .bind(id)
                 .execute(&mut *w.tx)
                 .await?;
-                postmortem_event(
-                    w,
-                    now,
-                    &actor,
-                    pm,
+                (
                     "action_item.issue_created",
-                    json!({ "postmortem_id": pm, "action_item_id": id, "tracker": tracker,
-                            "key": key, "url": url, "run_id": run_id,
-                            "linked": linked.is_none() }),
+                    json!({ "key": key, "url": url, "linked": linked.is_none() }),
                 )
-                .await?;
             }
             _ => {
                 let error = st
                     .error
                     .clone()
                     .or_else(|| st.records.first().and_then(|r| r.error.clone()))
-                    .unwrap_or_else(|| format!("the run ended {:?}", st.status).to_lowercase());
+                    .unwrap_or_else(|| match st.status {
+                        tocsin_core::workflow::RunStatus::Succeeded => {
+                            "the tracker answered without the issue's address".to_string()
+                        }
+                        s => format!("the run ended {s:?}").to_lowercase(),
+                    });
                 sqlx::query(
                     "UPDATE action_items SET tracker_status = 'failed', tracker_error = $1, \
                      updated_at = $2 WHERE id = $3",
@@ -231,18 +250,14 @@ impl Store {
                 .bind(id)
                 .execute(&mut *w.tx)
                 .await?;
-                postmortem_event(
-                    w,
-                    now,
-                    &actor,
-                    pm,
-                    "action_item.issue_failed",
-                    json!({ "postmortem_id": pm, "action_item_id": id, "tracker": tracker,
-                            "error": error, "run_id": run_id }),
-                )
-                .await?;
+                ("action_item.issue_failed", json!({ "error": error }))
             }
-        }
+        };
+        data["postmortem_id"] = json!(pm);
+        data["action_item_id"] = json!(id);
+        data["tracker"] = json!(tracker);
+        data["run_id"] = json!(run_id);
+        postmortem_event(w, now, &Actor::system(), pm, kind, data).await?;
         Ok(())
     }
 
@@ -280,4 +295,17 @@ impl Store {
             .await?;
         Ok((workflow_id, version_id))
     }
+}
+
+/// Longest issue title: Jira's summary takes at most 255 characters.
+const MAX_SUMMARY: usize = 255;
+
+// The item's title cut to fit an issue title.
+fn summary(title: &str) -> String {
+    if title.chars().count() <= MAX_SUMMARY {
+        return title.to_string();
+    }
+    let mut s: String = title.chars().take(MAX_SUMMARY - 1).collect();
+    s.push('…');
+    s
 }

@@ -275,6 +275,52 @@ async fn a_github_issue_and_the_refusals_by_name(app: TestApp) {
         "{}",
         r.body
     );
+    let item2 = format!("/api/v1/postmortems/{pm2}/action-items/{id2}");
+    let patch = |link: Value| {
+        app.call(
+            Method::PATCH,
+            &item2,
+            Some(&app.admin_token),
+            Some(json!({ "external_url": link })),
+        )
+    };
+    assert_eq!(patch(Value::Null).await.status, StatusCode::OK);
+    let r = create_issue(&app, pm2, id2, Some(json!({ "tracker": "jira" }))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // A link set by hand while the run goes stays, not labelled with the new key.
+    let hand = json!("https://jira.example/browse/X-2");
+    assert_eq!(patch(hand.clone()).await.status, StatusCode::OK);
+    engine.tick().await.unwrap();
+    let it = get_item(&app, pm2, id2).await;
+    assert_eq!(it["external_url"], hand, "{it}");
+    assert_eq!(it["tracker_status"], "succeeded", "{it}");
+    assert!(it["tracker_key"].is_null(), "{it}");
+
+    // Done items are not sent; a body that is not JSON is refused.
+    let (_, pm3, id3) = item(&app, "Third item").await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/postmortems/{pm3}/action-items/{id3}"),
+            Some(&app.admin_token),
+            Some(json!({ "status": "done" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = create_issue(&app, pm3, id3, Some(json!({ "tracker": "jira" }))).await;
+    refused(&r, StatusCode::CONFLICT, "item_closed", "status");
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/postmortems/{pm}/action-items/{id}/issue"),
+            Some(&app.admin_token),
+            "text/plain",
+            br#"{"tracker": "jira"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    engine.tick().await.unwrap();
+    assert_eq!(apis.jira.to("/rest/api/2/issue").len(), 1);
 }
 
 async fn a_5xx_is_retried_and_a_refusal_kept_until_tried_again(app: TestApp) {
@@ -319,6 +365,38 @@ async fn a_5xx_is_retried_and_a_refusal_kept_until_tried_again(app: TestApp) {
     assert_eq!(it["tracker_status"], "succeeded", "{it}");
     assert_eq!(it["tracker_key"], "OPS-13", "{it}");
     assert_eq!(apis.jira.to("/rest/api/2/issue").len(), 4);
+
+    // A run cancelled while it waits to retry: the item records it, and a
+    // click tries again. A 300-character title is cut to Jira's 255.
+    let long = format!("Raise the limit {}", "z".repeat(284));
+    let (_, pm3, id3) = item(&app, &long).await;
+    apis.jira.fail_with("/rest/api/2/issue", &[503]);
+    let r = create_issue(&app, pm3, id3, Some(json!({ "tracker": "jira" }))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let run_id = r.body["run_id"].as_i64().unwrap();
+    engine.tick().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/workflow-runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let it = get_item(&app, pm3, id3).await;
+    assert_eq!(it["tracker_status"], "failed", "{it}");
+    assert!(
+        it["tracker_error"].as_str().unwrap().contains("cancelled"),
+        "{it}"
+    );
+    let r = create_issue(&app, pm3, id3, Some(json!({ "tracker": "jira" }))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    engine.tick().await.unwrap();
+    let it = get_item(&app, pm3, id3).await;
+    assert_eq!(it["tracker_status"], "succeeded", "{it}");
+    let calls = apis.jira.to("/rest/api/2/issue");
+    let summary = calls.last().unwrap().json()["fields"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(summary.chars().count(), 255, "{summary}");
+    assert!(summary.starts_with("Raise the limit zzz") && summary.ends_with("z…"));
 }
 
 async fn the_postmortem_page_offers_the_trackers(app: TestApp) {
