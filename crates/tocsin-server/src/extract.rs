@@ -87,24 +87,43 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType("application/json"));
-        }
+        check_json(&req)?;
         let limit = state.limits.max_body_bytes;
         let bytes = read_body(req, limit).await?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Like [`ApiJson`], but an empty body (or only whitespace, with any
+/// content type) stands for `T::default()`.
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = check_json(&req);
+        let bytes = read_body(req, state.limits.max_body_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        is_json?;
+        parse_json(&bytes).map(ApiJsonOrEmpty)
+    }
+}
+
+// 415 unless the request says its body is JSON.
+fn check_json(req: &Request) -> Result<(), ApiError> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType("application/json"))
     }
 }
 

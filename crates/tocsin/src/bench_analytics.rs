@@ -23,9 +23,9 @@ use tocsin_core::model::EmailAddress;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_server::{AppState, Limits};
+use tocsin_store::{utc_day, Actor, NewUser, SqliteSync, Store, StoreOptions};
 
 use crate::bench_pages::mix;
-use tocsin_store::{utc_day, Actor, NewUser, SqliteSync, Store, StoreOptions};
 
 /// Every median must be under this.
 const TARGET_MS: f64 = 300.0;

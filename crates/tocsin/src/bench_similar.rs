@@ -21,9 +21,9 @@ use tocsin_core::model::EmailAddress;
 use tocsin_core::settings::IncidentSettings;
 use tocsin_core::time::{Clock, SystemClock};
 use tocsin_server::{AppState, Limits};
+use tocsin_store::{Actor, NewNote, NewUser, SqliteSync, Store, StoreOptions};
 
 use crate::bench_pages::mix;
-use tocsin_store::{Actor, NewNote, NewUser, SqliteSync, Store, StoreOptions};
 
 /// The acceptance target for the median.
 const TARGET_MS: f64 = 100.0;

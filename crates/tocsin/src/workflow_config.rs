@@ -184,7 +184,9 @@ impl WorkflowsConfig {
             .as_ref()
             .and_then(|g| g.action_items_repo.as_ref())
         {
-            Some(r) => Some(check_repo("workflows.github.action_items_repo", r).map_err(invalid)?),
+            Some(r) => {
+                Some(check_repo("workflows.github.action_items_repo", r.trim()).map_err(invalid)?)
+            }
             None => None,
         };
         Ok(TrackerTargets { jira, github })

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::Invalid;
 
+pub use crate::workflow::action::check_repo;
+
 /// Where action items may be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +147,14 @@ impl TrackerTargets {
         }
     }
 
+    /// [`TrackerTargets::choose`] with the chosen tracker's workflow.
+    pub fn choose_workflow(&self, asked: Option<Tracker>) -> Result<(Tracker, Value), NoTracker> {
+        let t = self.choose(asked)?;
+        self.workflow(t)
+            .map(|w| (t, w))
+            .ok_or(NoTracker::NotConfigured(t, self.available()))
+    }
+
     /// The workflow definition (JSON, as [`crate::workflow::definition::
     /// parse_value`] reads it) whose run creates an item's issue in `t`;
     /// `None` when `t` is not configured.
@@ -203,21 +213,6 @@ pub fn check_project_key(field: &str, key: &str) -> Result<String, Invalid> {
         ));
     }
     Ok(k.to_string())
-}
-
-/// Checks a configured GitHub repository: `owner/name`.
-pub fn check_repo(field: &str, repo: &str) -> Result<String, Invalid> {
-    let r = repo.trim();
-    let part = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 100
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    match r.split_once('/') {
-        Some((o, n)) if part(o) && part(n) => Ok(r.to_string()),
-        _ => Err(Invalid::new(field, format!("`{r}` is not owner/name"))),
-    }
 }
 
 /// Checks a configured issue type name: one line of plain text (no `{`, so it

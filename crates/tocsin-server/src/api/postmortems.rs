@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 use super::incidents::incident_id;
 use super::{opt_i64, path_id, ErrorResponse};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, AsAdmin, AsResponder, AsViewer};
+use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiQuery, AsAdmin, AsResponder, AsViewer};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -625,27 +625,10 @@ async fn create_action_item_issue(
     c: AsResponder,
     Path((id, item_id)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    ApiJsonOrEmpty(r): ApiJsonOrEmpty<IssueRequest>,
 ) -> ApiResult<(StatusCode, Json<IssueStarted>)> {
     let id = path_id("id", &id)?;
     let item_id = path_id("item_id", &item_id)?;
-    // The body may be empty; when it is not, it is JSON like any other.
-    let r: IssueRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        IssueRequest::default()
-    } else {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType("application/json"));
-        }
-        if body.len() > state.limits.max_body_bytes {
-            return Err(ApiError::TooLarge(state.limits.max_body_bytes));
-        }
-        crate::extract::parse_json(&body)?
-    };
     let asked = r
         .tracker
         .as_deref()
@@ -676,21 +659,18 @@ pub(crate) async fn start_issue(
         message,
         field: Some(field.into()),
     };
-    let targets = &state.workflows.trackers;
-    let tracker = targets.choose(asked).map_err(|e| match e {
-        NoTracker::Ambiguous(_) => ApiError::Invalid {
-            field: "tracker".into(),
-            message: e.to_string(),
-        },
-        e => refused("tracker_not_configured", e.to_string(), "tracker"),
-    })?;
-    let Some(definition) = targets.workflow(tracker) else {
-        return Err(refused(
-            "tracker_not_configured",
-            format!("{} does not take action items", tracker.label()),
-            "tracker",
-        ));
-    };
+    let (tracker, definition) =
+        state
+            .workflows
+            .trackers
+            .choose_workflow(asked)
+            .map_err(|e| match e {
+                NoTracker::Ambiguous(_) => ApiError::Invalid {
+                    field: "tracker".into(),
+                    message: e.to_string(),
+                },
+                e => refused("tracker_not_configured", e.to_string(), "tracker"),
+            })?;
     match state
         .store
         .create_action_item_issue(pm, item_id, tracker, &definition, base_url, actor, state.now())

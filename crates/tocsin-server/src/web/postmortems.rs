@@ -123,7 +123,7 @@ impl ItemRow {
             },
             can_create_issue: i.external_url.is_none()
                 && i.tracker_status.as_deref() != Some("running")
-                && matches!(i.status.as_str(), "open" | "in_progress"),
+                && ActionStatus::parse("status", &i.status).is_ok_and(ActionStatus::is_pending),
             url: i
                 .external_url
                 .filter(|u| u.starts_with("https://") || u.starts_with("http://"))

@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 use sqlx::Row;
 use tocsin_core::postmortem::tracker::{issue_text, IssueText, Tracker};
+use tocsin_core::postmortem::ActionStatus;
 use tocsin_core::time::{to_millis, Timestamp};
 use tocsin_core::workflow::definition::parse_value;
 use tocsin_core::workflow::guard::Refusal;
@@ -73,7 +74,7 @@ impl Store {
         if let Some(url) = &cur.external_url {
             return Ok(Err(IssueRefused::AlreadyLinked(url.clone())));
         }
-        if !matches!(cur.status.as_str(), "open" | "in_progress") {
+        if !ActionStatus::parse("status", &cur.status).is_ok_and(ActionStatus::is_pending) {
             return Ok(Err(IssueRefused::Closed(cur.status.clone())));
         }
         if let (Some("running"), Some(run)) = (cur.tracker_status.as_deref(), cur.tracker_run_id) {

@@ -12,7 +12,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse, KnownText};
+pub use parse::{check_repo, parse, KnownText};
 
 /// Longest HTTP step timeout.
 pub const MAX_HTTP_TIMEOUT: Span = Span::mins(5);

@@ -89,25 +89,25 @@ fn check_value<T>(a: &Action<T>, at: &str, field: &str, v: &str) -> Result<(), I
         ("status_page_update", r) if r.starts_with("components.") => {
             ComponentStatus::parse(at, v).map(|_| ())
         }
-        ("github_create_issue", "repo") => {
-            let ok = v.split_once('/').is_some_and(|(o, n)| {
-                let part = |s: &str| {
-                    !s.is_empty()
-                        && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                };
-                part(o) && part(n)
-            });
-            if ok {
-                Ok(())
-            } else {
-                Err(Invalid::new(at, format!("`{v}` is not owner/name")))
-            }
-        }
+        ("github_create_issue", "repo") => check_repo(at, v).map(|_| ()),
         ("wait", "until") => chrono::DateTime::parse_from_rfc3339(v)
             .map(|_| ())
             .map_err(|_| Invalid::new(at, format!("`{v}` is not an RFC 3339 time"))),
         _ => Ok(()),
+    }
+}
+
+/// Checks a GitHub repository named `owner/name` (letters, digits, `-`,
+/// `_` and `.` on each side).
+pub fn check_repo(field: &str, repo: &str) -> Result<String, Invalid> {
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((o, n)) if part(o) && part(n) => Ok(repo.to_string()),
+        _ => Err(Invalid::new(field, format!("`{repo}` is not owner/name"))),
     }
 }
 
